@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/bus"
+	"github.com/siphon-lab/siphon/pkg/config"
+	"github.com/siphon-lab/siphon/pkg/mode"
+	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/store/memstore"
+	"github.com/siphon-lab/siphon/pkg/store/redisstore"
+	"github.com/siphon-lab/siphon/services/edge"
+	"github.com/siphon-lab/siphon/services/uas"
+)
+
+// built lists the roles this binary can run today; the others are known names
+// whose issues have not built them yet.
+var built = []string{mode.RoleEdge, mode.RoleUAS}
+
+// options is the whole command line, each part registered by its owner.
+type options struct {
+	shared config.Shared
+	edge   edge.Config
+	uas    uas.Config
+	auth   config.Auth
+	reg    config.Registration
+	subs   config.Subscriptions
+}
+
+func (o *options) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("siphond", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.shared.RegisterFlags(fs)
+	o.edge.RegisterFlags(fs)
+	o.uas.RegisterFlags(fs)
+	o.auth.RegisterFlags(fs)
+	o.reg.RegisterFlags(fs)
+	o.subs.RegisterFlags(fs)
+	return fs
+}
+
+// plan is what this process will run.
+type plan struct {
+	mode  mode.Mode
+	roles []string
+}
+
+func (p plan) has(role string) bool { return slices.Contains(p.roles, role) }
+
+// run is siphond: 0 after a clean stop, 2 for bad configuration, 1 when it
+// could not start.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var o options
+	fs := o.flagSet()
+	set, err := config.Parse(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(stdout, fs)
+		return 0
+	}
+	if err == nil {
+		var p plan
+		if p, err = o.validate(set); err == nil {
+			return o.serve(ctx, p, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "siphond: %v (see siphond --help)\n", err)
+	return 2
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "Usage: siphond [flags]\n\nEvery flag can also be set as SIPHON_<FLAG> in the environment (--udp-bind: SIPHON_UDP_BIND).\n\nFlags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// validate checks every flag and decides which roles run.
+func (o *options) validate(set map[string]bool) (plan, error) {
+	md, err := mode.Lookup(o.shared.Mode)
+	if err != nil {
+		return plan{}, fmt.Errorf("--mode: %w", err)
+	}
+	p := plan{mode: md}
+	if p.roles, err = roles(o.shared.Role, md); err != nil {
+		return plan{}, err
+	}
+	if o.shared.NATS == "" && (!p.has(mode.RoleEdge) || len(p.roles) == 1) {
+		return plan{}, fmt.Errorf("--role %s runs part of a lab: give --nats so its other parts can reach it", o.shared.Role)
+	}
+	checks := []func() error{o.shared.Validate, o.reg.Validate}
+	if p.has(mode.RoleEdge) {
+		checks = append(checks, func() error { return o.edge.Validate(set) })
+	}
+	if p.has(mode.RoleUAS) {
+		checks = append(checks, o.uas.Validate)
+	}
+	if o.auth.Users != "" {
+		checks = append(checks, func() error { _, err := o.auth.LoadUsers(); return err })
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return plan{}, err
+		}
+	}
+	return p, nil
+}
+
+// roles resolves --role: "all" is the edge and every built role the mode needs.
+func roles(flagValue string, md mode.Mode) ([]string, error) {
+	if flagValue == "all" {
+		out := []string{mode.RoleEdge}
+		for _, r := range md.Roles() {
+			if slices.Contains(built, r) {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
+	var out []string
+	for _, r := range strings.Split(flagValue, ",") {
+		r = strings.TrimSpace(r)
+		switch {
+		case !slices.Contains(mode.Roles, r):
+			return nil, fmt.Errorf("--role: unknown role %q (want edge, registrar, proxy, b2bua, uas, events, a comma list, or all)", r)
+		case !slices.Contains(built, r):
+			return nil, fmt.Errorf("--role: the %s role is not built yet (built: %s)", r, strings.Join(built, ", "))
+		case !slices.Contains(out, r):
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// serve starts the plan and runs until a signal or ctx ends it.
+func (o *options) serve(ctx context.Context, p plan, stderr io.Writer) int {
+	log := obs.NewLogger(stderr, o.shared.LogLevel, o.shared.LogFormat)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	if err := o.start(ctx, p, log, &cleanup); err != nil {
+		log.Error("siphond could not start", "error", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("siphond stopping")
+	return 0
+}
+
+func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) error {
+	metrics, health := obs.NewMetrics(), obs.NewHealth()
+	for _, r := range p.mode.Roles() {
+		if !slices.Contains(built, r) && o.shared.Role == "all" {
+			log.Warn("role not built yet: its requests are answered 503", "role", r, "mode", p.mode.Name)
+		}
+	}
+
+	connect, err := o.busConnector(log, cleanup)
+	if err != nil {
+		return err
+	}
+	var conns []*nats.Conn
+	metrics.Gauge("siphon_nats_connected", "1 when every NATS connection of this process is up.", func() float64 {
+		for _, nc := range conns {
+			if !nc.IsConnected() {
+				return 0
+			}
+		}
+		return 1
+	})
+	health.Check("nats", func(context.Context) error {
+		for _, nc := range conns {
+			if !nc.IsConnected() {
+				return fmt.Errorf("%s: %s", nc.Opts.Name, nc.Status())
+			}
+		}
+		return nil
+	})
+	roleConn := func(role string) (*nats.Conn, error) {
+		nc, err := connect("siphon-" + role + "-" + o.edge.ID)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, nc)
+		*cleanup = append(*cleanup, func() { _ = nc.Drain() })
+		return nc, nil
+	}
+
+	state, err := o.openStore(metrics, health)
+	if err != nil {
+		return err
+	}
+	*cleanup = append(*cleanup, func() { _ = state.Close() })
+
+	if p.has(mode.RoleUAS) {
+		nc, err := roleConn(mode.RoleUAS)
+		if err != nil {
+			return err
+		}
+		role := uas.New(o.uas, p.mode, o.shared.UserAgent, metrics, log)
+		if err := role.Start(nc); err != nil {
+			return err
+		}
+		*cleanup = append(*cleanup, func() { _ = role.Stop() })
+	}
+	if p.has(mode.RoleEdge) {
+		nc, err := roleConn(mode.RoleEdge)
+		if err != nil {
+			return err
+		}
+		e, err := edge.New(o.edge, p.mode, nc, metrics, log, o.shared.UserAgent)
+		if err != nil {
+			return err
+		}
+		if err := e.Start(ctx); err != nil {
+			return err
+		}
+		*cleanup = append(*cleanup, e.Close)
+		health.Check("edge", e.Ready)
+	}
+	if o.shared.MetricsBind != "" {
+		addr, err := obs.Serve(ctx, o.shared.MetricsBind, metrics, health, log)
+		if err != nil {
+			return err
+		}
+		log.Info("serving /metrics, /healthz, /readyz", "addr", addr)
+	}
+	log.Info("siphond running", "mode", p.mode.Name, "roles", strings.Join(p.roles, ","),
+		"nats", orDefault(o.shared.NATS, "embedded"), "state", orDefault(o.shared.Redis, "memory"))
+	return nil
+}
+
+// busConnector returns how this process's roles connect: to the embedded
+// server (started here) when --nats is empty, else to the given server.
+func (o *options) busConnector(log *slog.Logger, cleanup *[]func()) (func(name string) (*nats.Conn, error), error) {
+	if o.shared.NATS != "" {
+		return func(name string) (*nats.Conn, error) { return bus.Dial(o.shared.NATS, name, log) }, nil
+	}
+	emb, err := bus.StartEmbedded()
+	if err != nil {
+		return nil, err
+	}
+	*cleanup = append(*cleanup, emb.Shutdown)
+	return emb.Connect, nil
+}
+
+// openStore opens Redis when --redis is set, else the in-memory store.
+func (o *options) openStore(metrics *obs.Metrics, health *obs.Health) (store.Backend, error) {
+	if o.shared.Redis == "" {
+		return memstore.New(nil), nil
+	}
+	b, err := redisstore.Open(o.shared.Redis)
+	if err != nil {
+		return nil, err
+	}
+	health.Check("redis", b.Ping)
+	metrics.Gauge("siphon_redis_up", "1 when Redis answered a ping at scrape time.", func() float64 {
+		if b.Ping(context.Background()) != nil {
+			return 0
+		}
+		return 1
+	})
+	return b, nil
+}
+
+func orDefault(v, fallback string) string {
+	if v == "" {
+		return fallback
+	}
+	return v
+}

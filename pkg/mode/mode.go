@@ -1,0 +1,120 @@
+// Package mode holds siphond's modes as data: for each mode, which SIP methods it
+// serves and which role serves each one. The edge routes by this table, and the
+// uas role builds its Allow header from it, so the two cannot disagree.
+package mode
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Role names, as used by --role and in bus subjects.
+const (
+	RoleEdge      = "edge"
+	RoleRegistrar = "registrar"
+	RoleProxy     = "proxy"
+	RoleB2BUA     = "b2bua"
+	RoleUAS       = "uas"
+	RoleEvents    = "events"
+)
+
+// Roles lists every role name in the order processes start them.
+var Roles = []string{RoleEdge, RoleRegistrar, RoleProxy, RoleB2BUA, RoleUAS, RoleEvents}
+
+// Route is one row of the table: a method and the role that serves it.
+type Route struct {
+	Method string
+	Role   string
+}
+
+// Mode is one siphond mode.
+type Mode struct {
+	Name   string
+	Routes []Route
+}
+
+// The modes, one row per method. CANCEL is listed where INVITE is: the edge
+// answers it and tells the role that holds the INVITE.
+var modes = []Mode{
+	{Name: "minimal", Routes: []Route{
+		{"OPTIONS", RoleUAS},
+	}},
+	{Name: "full-uas", Routes: []Route{
+		{"OPTIONS", RoleUAS}, {"INVITE", RoleUAS}, {"ACK", RoleUAS}, {"BYE", RoleUAS}, {"CANCEL", RoleUAS},
+		{"REGISTER", RoleRegistrar}, {"SUBSCRIBE", RoleEvents}, {"NOTIFY", RoleEvents}, {"REFER", RoleUAS},
+		{"PRACK", RoleUAS}, {"MESSAGE", RoleUAS}, {"INFO", RoleUAS}, {"UPDATE", RoleUAS},
+	}},
+	{Name: "registrar", Routes: []Route{
+		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar},
+	}},
+	{Name: "proxy", Routes: []Route{
+		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar}, {"INVITE", RoleProxy}, {"ACK", RoleProxy},
+		{"BYE", RoleProxy}, {"CANCEL", RoleProxy}, {"PRACK", RoleProxy}, {"UPDATE", RoleProxy},
+	}},
+	{Name: "b2bua", Routes: []Route{
+		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar}, {"INVITE", RoleB2BUA}, {"ACK", RoleB2BUA},
+		{"BYE", RoleB2BUA}, {"CANCEL", RoleB2BUA},
+	}},
+	{Name: "call-server", Routes: []Route{
+		{"OPTIONS", RoleUAS}, {"INVITE", RoleUAS}, {"ACK", RoleUAS}, {"BYE", RoleUAS}, {"CANCEL", RoleUAS},
+		{"PRACK", RoleUAS}, {"INFO", RoleUAS}, {"UPDATE", RoleUAS},
+	}},
+	{Name: "subscription-server", Routes: []Route{
+		{"OPTIONS", RoleUAS}, {"SUBSCRIBE", RoleEvents}, {"NOTIFY", RoleEvents},
+	}},
+}
+
+// Names lists the mode names.
+func Names() []string {
+	names := make([]string, len(modes))
+	for i, m := range modes {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// Lookup finds a mode by name.
+func Lookup(name string) (Mode, error) {
+	for _, m := range modes {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	return Mode{}, fmt.Errorf("unknown mode %q (want one of %s)", name, strings.Join(Names(), ", "))
+}
+
+// Methods lists the methods the mode serves, in table order.
+func (m Mode) Methods() []string {
+	out := make([]string, len(m.Routes))
+	for i, r := range m.Routes {
+		out[i] = r.Method
+	}
+	return out
+}
+
+// Allow is the mode's Allow header value.
+func (m Mode) Allow() string {
+	return strings.Join(m.Methods(), ", ")
+}
+
+// RoleFor returns the role that serves method, and false when the mode does not serve it.
+func (m Mode) RoleFor(method string) (string, bool) {
+	for _, r := range m.Routes {
+		if r.Method == method {
+			return r.Role, true
+		}
+	}
+	return "", false
+}
+
+// Roles lists the roles the mode needs besides the edge, in start order.
+func (m Mode) Roles() []string {
+	var out []string
+	for _, role := range Roles {
+		if slices.ContainsFunc(m.Routes, func(r Route) bool { return r.Role == role }) {
+			out = append(out, role)
+		}
+	}
+	return out
+}

@@ -1,0 +1,127 @@
+// Package sipbus is the role side of the bus contract: a role registers one
+// handler per SIP method, receives each request as a parsed sip.Request with its
+// transport facts, and answers with as many responses as it likes; a final
+// response ends the exchange at the edge.
+package sipbus
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+// Version is the bus contract version roles announce through micro.
+const Version = "1.0.0"
+
+// Request is one SIP request from an edge.
+type Request struct {
+	*sip.Request
+	// Edge is the id of the edge that received it.
+	Edge string
+	// Transport, Remote and Local describe how it arrived.
+	Transport, Remote, Local string
+	// Flow names the connection it came over (stream transports), else "".
+	Flow string
+
+	reply     micro.Request
+	responses *prometheus.CounterVec
+	role      string
+}
+
+// Respond sends a response back through the edge. Call it once per response;
+// a final response (>= 200) must be the last.
+func (r *Request) Respond(res *sip.Response) error {
+	if err := r.reply.Respond([]byte(res.String())); err != nil {
+		return fmt.Errorf("sipbus: respond %d to %s: %w", res.StatusCode, r.Method, err)
+	}
+	r.responses.WithLabelValues(r.role, string(r.Method), obs.Code(res.StatusCode)).Inc()
+	return nil
+}
+
+// NewResponse builds a response to r per RFC 3261 §8.2.6, as sipgo does, with
+// the Via received/rport filled from the real source address.
+func (r *Request) NewResponse(code int, reason string, body []byte) *sip.Response {
+	return sip.NewResponseFromRequest(r.Request, code, reason, body)
+}
+
+// Handler serves one method.
+type Handler func(*Request)
+
+// Service runs a role's handlers on the bus.
+type Service struct {
+	svc micro.Service
+}
+
+// Stop removes the role from the bus.
+func (s *Service) Stop() error { return s.svc.Stop() }
+
+// Serve subscribes role to every method in handlers, in the role's queue group,
+// as a micro service named after the role (so `nats micro ls` lists replicas).
+func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metrics, log *slog.Logger) (*Service, error) {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        role,
+		Version:     Version,
+		Description: "siphon " + role + " role",
+		QueueGroup:  role,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sipbus: add %s service: %w", role, err)
+	}
+	parser := sip.NewParser()
+	for method, h := range handlers {
+		requests := m.Requests.WithLabelValues(role, method)
+		handle := func(mr micro.Request) {
+			req, err := decode(parser, mr)
+			if err != nil {
+				// The edge only sends what it parsed, so this is a contract bug;
+				// the edge's role timeout answers the client.
+				log.Error("undecodable request from edge", "role", role, "error", err)
+				return
+			}
+			requests.Inc()
+			req.reply, req.responses, req.role = mr, m.Responses, role
+			h(req)
+		}
+		err := svc.AddEndpoint(method, micro.HandlerFunc(handle), micro.WithEndpointSubject(wire.SIPRequest(role, method)))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("sipbus: add %s endpoint %s: %w", role, method, err)
+		}
+	}
+	return &Service{svc: svc}, nil
+}
+
+func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {
+	msg, err := parser.ParseSIP(mr.Data())
+	if err != nil {
+		return nil, err
+	}
+	sreq, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, fmt.Errorf("got a response, want a request")
+	}
+	h := mr.Headers()
+	req := &Request{
+		Request:   sreq,
+		Edge:      h.Get(wire.HdrEdge),
+		Transport: h.Get(wire.HdrTransport),
+		Remote:    h.Get(wire.HdrRemote),
+		Local:     h.Get(wire.HdrLocal),
+		Flow:      h.Get(wire.HdrFlow),
+	}
+	if req.Transport != "" {
+		sreq.SetTransport(req.Transport)
+	}
+	if _, _, err := net.SplitHostPort(req.Remote); err == nil {
+		sreq.SetSource(req.Remote)
+	}
+	return req, nil
+}

@@ -1,0 +1,33 @@
+// Package sipmsg builds the SIP messages every role and the edge make the same way.
+package sipmsg
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/ids"
+)
+
+// NewResponse is sipgo's NewResponseFromRequest (RFC 3261 §8.2.6) with the To tag
+// drawn from gen, so SIPHON_ID_SEED makes it reproducible. Responses of one
+// request that must share a tag (1xx then 2xx) are built by the role that keeps it.
+func NewResponse(req *sip.Request, code int, reason string, body []byte, gen *ids.Generator) *sip.Response {
+	hadTag := false
+	if to := req.To(); to != nil {
+		hadTag = to.Params.Has("tag")
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if !hadTag && code > 100 {
+		if to := res.To(); to != nil {
+			to.Params.Add("tag", gen.Tag())
+		}
+	}
+	return res
+}
+
+// Warning is a Warning header (RFC 3261 §20.43) with code 399, naming agent and
+// saying text: how siphon tells a sender what exactly was wrong.
+func Warning(agent, text string) sip.Header {
+	return sip.NewHeader("Warning", `399 `+agent+` "`+strings.ReplaceAll(text, `"`, "'")+`"`)
+}

@@ -1,0 +1,149 @@
+// Package testutil starts the real servers siphon's tests run against: an
+// in-process nats-server on a random port, and the redis-server and nats-server
+// binaries that the README's test command installs.
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// NATS starts an in-process nats-server on a random loopback port, stopped at
+// the end of the test, and returns it.
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("in-process nats-server not ready in 10s")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
+}
+
+// Conn connects to url and closes the connection at the end of the test.
+func Conn(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// FreePort returns a loopback port nobody listens on for both UDP and TCP.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port for UDP and TCP")
+	return 0
+}
+
+// Binary finds an installed program or fails the test saying how to get it.
+func Binary(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install Debian's %s (the README's test command does)", name, pkg)
+	}
+	return path
+}
+
+// Process starts a program that runs until the end of the test.
+func Process(t testing.TB, path string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	logPath := filepath.Join(t.TempDir(), filepath.Base(path)+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			if out, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s output:\n%s", filepath.Base(path), tail(out, 4000))
+			}
+		}
+	})
+	return cmd
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// WaitTCP waits until addr accepts TCP connections.
+func WaitTCP(t testing.TB, addr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not accepting connections within %v: %v", addr, within, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Redis starts a real redis-server on a free loopback port and returns its URL.
+func Redis(t testing.TB) string {
+	t.Helper()
+	bin := Binary(t, "redis-server", "redis-server")
+	port := FreePort(t)
+	Process(t, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir())
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitTCP(t, addr, 10*time.Second)
+	return "redis://" + addr + "/0"
+}
+
+// NATSServer starts the real nats-server binary on a free loopback port and
+// returns its URL and the process (kill it to take the bus away).
+func NATSServer(t testing.TB) (string, *exec.Cmd) {
+	t.Helper()
+	bin := Binary(t, "nats-server", "nats-server")
+	port := FreePort(t)
+	cmd := Process(t, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitTCP(t, addr, 10*time.Second)
+	return "nats://" + addr, cmd
+}

@@ -1,0 +1,184 @@
+// Package edge is siphon's SIP edge: it owns the sockets, parsing and SIP
+// transactions, hands each request to its role over NATS, relays every response
+// back, and sends what roles ask it to send. It holds no dialog or registration
+// state, so any number of roles can stand behind one edge.
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/siphon-lab/siphon/pkg/bus"
+	"github.com/siphon-lab/siphon/pkg/ids"
+	"github.com/siphon-lab/siphon/pkg/mode"
+	"github.com/siphon-lab/siphon/pkg/obs"
+)
+
+// Transports the edge listens on, as sipgo names them.
+const (
+	UDP = "udp"
+	TCP = "tcp"
+	TLS = "tls"
+)
+
+// Edge is one running edge.
+type Edge struct {
+	cfg       Config
+	mode      mode.Mode
+	nc        *nats.Conn
+	log       *slog.Logger
+	metrics   *obs.Metrics
+	ids       *ids.Generator
+	userAgent string
+
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
+	streamer *bus.Streamer
+	routes   map[string]*route
+	sendSvc  micro.Service
+
+	mu    sync.Mutex
+	udp   net.PacketConn
+	addrs map[string]string // transport → bound address
+	close []func() error
+}
+
+// New builds an edge for mode md on the bus connection nc. Start binds it.
+func New(cfg Config, md mode.Mode, nc *nats.Conn, m *obs.Metrics, log *slog.Logger, userAgent string) (*Edge, error) {
+	e := &Edge{
+		cfg: cfg, mode: md, nc: nc, log: log.With("role", mode.RoleEdge), metrics: m,
+		ids: ids.FromEnv(mode.RoleEdge + "/" + cfg.ID), userAgent: userAgent,
+		addrs: map[string]string{},
+	}
+	e.routes = buildRoutes(md, m)
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(userAgent),
+		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerReadFilter(e.readFilter),
+			sip.WithTransportLayerLogger(sipLogger(e.log, m)),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLogger(e.log, m))),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("edge: user agent: %w", err)
+	}
+	e.ua = ua
+	if e.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(e.log)); err != nil {
+		return nil, fmt.Errorf("edge: server: %w", err)
+	}
+	e.srv.OnNoRoute(e.serve)
+	if e.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(e.log)); err != nil {
+		return nil, fmt.Errorf("edge: client: %w", err)
+	}
+	if e.streamer, err = bus.NewStreamer(nc); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	return e, nil
+}
+
+// Start binds every configured listener and joins the bus. A listener that
+// cannot bind is an error: the edge never runs with less than it was asked for.
+func (e *Edge) Start(ctx context.Context) error {
+	if e.cfg.UDPBind != "" {
+		conn, err := net.ListenPacket("udp", e.cfg.UDPBind)
+		if err != nil {
+			return fmt.Errorf("edge: listen udp %s: %w", e.cfg.UDPBind, err)
+		}
+		e.listening(UDP, conn.LocalAddr().String(), conn.Close)
+		e.mu.Lock()
+		e.udp = conn
+		e.mu.Unlock()
+		go e.serveTransport(UDP, func() error { return e.srv.ServeUDP(conn) })
+	}
+	if e.cfg.TCPBind != "" {
+		ln, err := net.Listen("tcp", e.cfg.TCPBind)
+		if err != nil {
+			return fmt.Errorf("edge: listen tcp %s: %w", e.cfg.TCPBind, err)
+		}
+		e.listening(TCP, ln.Addr().String(), ln.Close)
+		go e.serveTransport(TCP, func() error { return e.srv.ServeTCP(ln) })
+	}
+	if e.cfg.SIPSBind != "" {
+		if e.cfg.TLS == nil {
+			return errors.New("edge: --sips-bind set without a loaded certificate")
+		}
+		ln, err := tls.Listen("tcp", e.cfg.SIPSBind, e.cfg.TLS)
+		if err != nil {
+			return fmt.Errorf("edge: listen tls %s: %w", e.cfg.SIPSBind, err)
+		}
+		e.listening(TLS, ln.Addr().String(), ln.Close)
+		go e.serveTransport(TLS, func() error { return e.srv.ServeTLS(ln) })
+	}
+	if err := e.startSend(); err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		e.Close()
+	}()
+	return nil
+}
+
+func (e *Edge) listening(transport, addr string, closer func() error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.addrs[transport] = addr
+	e.close = append(e.close, closer)
+	e.log.Info("listening", "transport", transport, "addr", addr)
+}
+
+func (e *Edge) serveTransport(transport string, serve func() error) {
+	if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+		e.log.Error("listener stopped", "transport", transport, "error", err)
+	}
+}
+
+// Addr is the address a transport is bound to, "" when it is off.
+func (e *Edge) Addr(transport string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.addrs[transport]
+}
+
+// Ready reports whether the edge can take traffic: its listeners are bound and
+// the bus is connected.
+func (e *Edge) Ready(context.Context) error {
+	e.mu.Lock()
+	n := len(e.addrs)
+	e.mu.Unlock()
+	if n == 0 {
+		return errors.New("no SIP listener bound")
+	}
+	if !e.nc.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	return nil
+}
+
+// Close stops the listeners and leaves the bus.
+func (e *Edge) Close() {
+	e.mu.Lock()
+	closers := e.close
+	e.close = nil
+	e.mu.Unlock()
+	if e.sendSvc != nil {
+		_ = e.sendSvc.Stop()
+	}
+	for _, c := range closers {
+		_ = c()
+	}
+	_ = e.streamer.Close()
+	_ = e.ua.Close()
+}

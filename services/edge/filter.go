@@ -1,0 +1,77 @@
+package edge
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/mode"
+	"github.com/siphon-lab/siphon/pkg/obs"
+)
+
+// readFilter sees every datagram before sipgo parses it. A malformed request is
+// answered here (400, 416 or 505 with a Warning) and a malformed response dropped,
+// so sipgo only ever gets what the RFC grammar allows. Stream transports pass
+// through: their reads are not message-aligned, and sipgo closes a stream whose
+// framing breaks.
+func (e *Edge) readFilter(props sip.TransportReadProps, data []byte) ([]byte, error) {
+	if !strings.EqualFold(props.Transport, UDP) || isKeepAlive(data) {
+		return data, nil
+	}
+	out, resp := e.inspect(data)
+	if resp != nil {
+		e.mu.Lock()
+		conn := e.udp
+		e.mu.Unlock()
+		if conn != nil {
+			if _, err := conn.WriteTo(resp, props.RemoteAddr); err != nil {
+				e.log.Debug("answer to malformed datagram failed", "remote", props.RemoteAddr, "error", err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// inspect decides what happens to one datagram: out is what goes on to sipgo
+// (nil to drop it), resp the answer to send back, if any. No input panics it.
+func (e *Edge) inspect(data []byte) (out, resp []byte) {
+	m, v := splitRaw(data)
+	if v.code == 0 && m.request {
+		v = m.check()
+	}
+	if v.code == 0 {
+		return data, nil
+	}
+	if !m.request {
+		e.metrics.Dropped.WithLabelValues("malformed-response").Inc()
+		return nil, nil
+	}
+	resp = rawResponse(m, v, e.cfg.ID, e.ids.Tag())
+	if resp == nil {
+		e.metrics.Dropped.WithLabelValues("malformed-no-via").Inc()
+		return nil, nil
+	}
+	e.metrics.Responses.WithLabelValues(mode.RoleEdge, methodLabel(m.method), obs.Code(v.code)).Inc()
+	return nil, resp
+}
+
+// isKeepAlive is a CRLF keep-alive (RFC 5626 §3.5.1); sipgo handles those.
+func isKeepAlive(data []byte) bool {
+	return len(data) <= 4 && len(bytes.Trim(data, "\r\n")) == 0
+}
+
+// knownMethods bounds the method label: a flood of invented methods must not
+// grow the metrics without end.
+var knownMethods = map[string]bool{
+	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "REGISTER": true,
+	"PRACK": true, "SUBSCRIBE": true, "NOTIFY": true, "PUBLISH": true, "INFO": true, "REFER": true,
+	"MESSAGE": true, "UPDATE": true,
+}
+
+func methodLabel(method string) string {
+	if knownMethods[method] {
+		return method
+	}
+	return "other"
+}

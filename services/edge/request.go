@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/bus"
+	"github.com/siphon-lab/siphon/pkg/mode"
+	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+// timerC bounds how long an INVITE may ring once a role has sent a provisional
+// response (RFC 3261 §16.6 step 11: more than 3 minutes).
+const timerC = 3*time.Minute + 10*time.Second
+
+// retryAfter is what the edge tells clients when no replica of a role runs: a
+// restarting role is usually back within seconds.
+const retryAfter = "5"
+
+// serve handles every request sipgo's transaction layer passes up.
+func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
+	method := string(req.Method)
+	if v := checkParsed(req); v.code != 0 {
+		if !req.IsAck() {
+			e.reply(req, tx, v.code, v.reason, v.detail)
+		}
+		return
+	}
+	r, routed := e.routes[method]
+	switch {
+	case req.IsAck():
+		// An ACK is never answered; one for a 2xx goes to the role that sent the 2xx.
+		if routed {
+			r.requests.Inc()
+			e.forwardAck(req, r)
+		}
+	case req.IsCancel():
+		// sipgo answered every CANCEL that matched an INVITE transaction here.
+		e.metrics.Requests.WithLabelValues(mode.RoleEdge, methodLabel(method)).Inc()
+		e.reply(req, tx, 481, "Call/Transaction Does Not Exist", "")
+	case !routed:
+		e.metrics.Requests.WithLabelValues(mode.RoleEdge, methodLabel(method)).Inc()
+		e.reply(req, tx, 405, "Method Not Allowed", "", sip.NewHeader("Allow", e.mode.Allow()))
+	default:
+		r.requests.Inc()
+		e.relay(req, tx, r)
+	}
+}
+
+// relay hands req to its role and relays every response back until a final one.
+func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
+	start := time.Now()
+	st, err := e.streamer.Open(r.subject, e.busHeader(req), []byte(req.String()))
+	if err != nil {
+		e.log.Warn("publish to role failed", "role", r.role, "error", err)
+		e.reply(req, tx, 503, "Service Unavailable", "bus unavailable", sip.NewHeader("Retry-After", retryAfter))
+		return
+	}
+	defer st.Close()
+	wait := time.NewTimer(e.cfg.RoleTimeout)
+	defer wait.Stop()
+	for {
+		select {
+		case m := <-st.C():
+			if bus.IsNoResponders(m) {
+				e.reply(req, tx, 503, "Service Unavailable", "no "+r.role+" role is running",
+					sip.NewHeader("Retry-After", retryAfter))
+				return
+			}
+			res, err := roleResponse(m.Data, req)
+			if err != nil {
+				e.log.Error("role sent an unusable response", "role", r.role, "error", err)
+				e.reply(req, tx, 500, "Server Internal Error", "role "+r.role+" sent an unusable response")
+				return
+			}
+			if err := tx.Respond(res); err != nil {
+				e.log.Warn("respond failed", "method", req.Method, "code", res.StatusCode, "error", err)
+				return
+			}
+			e.countResponse(req.Method, res.StatusCode)
+			if res.StatusCode >= 200 {
+				r.roundTrip.Observe(time.Since(start).Seconds())
+				return
+			}
+			if req.IsInvite() {
+				wait.Reset(timerC)
+			} else {
+				wait.Reset(e.cfg.RoleTimeout)
+			}
+		case <-wait.C:
+			e.log.Warn("role did not answer", "role", r.role, "method", req.Method, "timeout", e.cfg.RoleTimeout)
+			e.reply(req, tx, 408, "Request Timeout", "role "+r.role+" did not answer in time")
+			return
+		case <-tx.Done():
+			return // cancelled, or the transport failed: nothing more can be sent
+		}
+	}
+}
+
+// forwardAck passes an ACK to its role; ACKs get no response.
+func (e *Edge) forwardAck(req *sip.Request, r *route) {
+	err := e.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: e.busHeader(req), Data: []byte(req.String())})
+	if err != nil {
+		e.log.Warn("forward ACK failed", "role", r.role, "error", err)
+	}
+}
+
+// busHeader is the transport facts of req for the role.
+func (e *Edge) busHeader(req *sip.Request) nats.Header {
+	transport := strings.ToLower(req.Transport())
+	// Keys are set directly: they are already in canonical form.
+	h := nats.Header{
+		wire.HdrEdge:      {e.cfg.ID},
+		wire.HdrTransport: {transport},
+		wire.HdrRemote:    {req.Source()},
+		wire.HdrLocal:     {e.Addr(transport)},
+		wire.HdrMode:      {e.mode.Name},
+	}
+	if transport != UDP {
+		h[wire.HdrFlow] = []string{wire.Flow(transport, req.Source())}
+	}
+	return h
+}
+
+// roleResponse parses a role's response and addresses it like the request came.
+func roleResponse(data []byte, req *sip.Request) (*sip.Response, error) {
+	msg, err := sip.ParseMessage(data)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := msg.(*sip.Response)
+	if !ok {
+		return nil, fmt.Errorf("got a request, want a response")
+	}
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
+	return res, nil
+}
+
+// reply answers req with a response the edge makes itself.
+func (e *Edge) reply(req *sip.Request, tx sip.ServerTransaction, code int, reason, detail string, hdrs ...sip.Header) {
+	res := sipmsg.NewResponse(req, code, reason, nil, e.ids)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if detail != "" {
+		res.AppendHeader(sipmsg.Warning(e.cfg.ID, detail))
+	}
+	res.AppendHeader(sip.NewHeader("Server", e.userAgent))
+	if err := tx.Respond(res); err != nil {
+		e.log.Warn("respond failed", "method", req.Method, "code", code, "error", err)
+		return
+	}
+	e.countResponse(req.Method, code)
+}
+
+func (e *Edge) countResponse(method sip.RequestMethod, code int) {
+	e.metrics.Responses.WithLabelValues(mode.RoleEdge, methodLabel(string(method)), obs.Code(code)).Inc()
+}
