@@ -31,9 +31,14 @@ type Request struct {
 	// Flow names the connection it came over (stream transports), else "".
 	Flow string
 
-	reply     micro.Request
+	reply     responder
 	responses *prometheus.CounterVec
 	role      string
+}
+
+// responder is the part of micro.Request a Request answers through; tests use a Recorder.
+type responder interface {
+	Respond(data []byte, opts ...micro.RespondOpt) error
 }
 
 // Respond sends a response back through the edge. Call it once per response;

@@ -147,3 +147,23 @@ func NATSServer(t testing.TB) (string, *exec.Cmd) {
 	WaitTCP(t, addr, 10*time.Second)
 	return "nats://" + addr, cmd
 }
+
+// SharedTestdata finds the shared third-party test data (RFC 4475, RFC 5118,
+// PROTOS), which sits beside the checkout as shared/testdata.
+func SharedTestdata(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		for _, p := range []string{filepath.Join(d, "shared", "testdata"), filepath.Join(d, "..", "shared", "testdata")} {
+			if st, err := os.Stat(filepath.Join(p, "rfc4475")); err == nil && st.IsDir() {
+				return p
+			}
+		}
+		if filepath.Dir(d) == d {
+			t.Fatalf("shared/testdata not found above %s: it sits beside the checkout", dir)
+		}
+	}
+}

@@ -97,6 +97,9 @@ func splitRaw(data []byte) (*rawMsg, verdict) {
 	var v verdict
 	if strings.HasPrefix(start, "SIP/") {
 		v = checkStatusLine(start)
+		if v.code == 0 {
+			v = m.check()
+		}
 	} else {
 		m.request = true
 		v = m.checkRequestLine(start)
@@ -137,9 +140,9 @@ func (m *rawMsg) checkRequestLine(line string) verdict {
 	return ok
 }
 
-// check applies the request rules of RFC 3261 §8.2 and the grammar of §25 to the
-// fields siphon uses; checks run in the order RFC 4475 expects (a CSeq mismatch
-// is reported before an unknown method).
+// check applies the rules of RFC 3261 §8.2 and the grammar of §25 to the fields
+// siphon uses, for requests and responses alike; checks run in the order RFC 4475
+// expects (a CSeq mismatch is reported before an unknown method).
 func (m *rawMsg) check() verdict {
 	for _, name := range []string{"via", "from", "to", "call-id", "cseq"} {
 		if len(m.all(name)) == 0 {
@@ -151,11 +154,13 @@ func (m *rawMsg) check() verdict {
 			return bad("more than one " + name + " header")
 		}
 	}
-	if v := checkCSeq(m.all("cseq")[0], m.method); v.code != 0 {
+	if v := checkCSeq(m.all("cseq")[0], m.method, m.request); v.code != 0 {
 		return v
 	}
-	if v := checkRequestURI(m.uri); v.code != 0 {
-		return v
+	if m.request {
+		if v := checkRequestURI(m.uri); v.code != 0 {
+			return v
+		}
 	}
 	for _, h := range m.headers {
 		var v verdict
@@ -196,7 +201,7 @@ func (m *rawMsg) check() verdict {
 	return ok
 }
 
-func checkCSeq(value, method string) verdict {
+func checkCSeq(value, method string, request bool) verdict {
 	f := strings.Fields(value)
 	if len(f) != 2 {
 		return bad("CSeq must be a number and a method")
@@ -204,7 +209,7 @@ func checkCSeq(value, method string) verdict {
 	if v := checkNumber("cseq", f[0], 1<<31-1); v.code != 0 {
 		return v
 	}
-	if f[1] != method {
+	if request && f[1] != method {
 		return bad("CSeq method does not match the request method")
 	}
 	return ok
@@ -225,8 +230,8 @@ func checkNumber(name, value string, max uint64) verdict {
 // SIP URI carrying headers (RFC 3261 §19.1.5: not allowed in a Request-URI).
 func checkRequestURI(uri string) verdict {
 	scheme, rest, found := strings.Cut(uri, ":")
-	if !found || scheme == "" || rest == "" {
-		return bad("malformed Request-URI")
+	if !found || !isScheme(scheme) || rest == "" {
+		return bad("malformed Request-URI (a bare absoluteURI, no <>)")
 	}
 	switch strings.ToLower(scheme) {
 	case "sip", "sips":
@@ -384,6 +389,18 @@ func quotedEnd(s string) int {
 		}
 	}
 	return -1
+}
+
+// isScheme reports whether s is a URI scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alpha := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !alpha && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // isToken reports whether s is an RFC 3261 token.

@@ -1,0 +1,34 @@
+package mode
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestTable(t *testing.T) {
+	m, err := Lookup("proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role, ok := m.RoleFor("INVITE"); !ok || role != RoleProxy {
+		t.Fatalf("proxy INVITE → %q %v", role, ok)
+	}
+	if _, ok := m.RoleFor("SUBSCRIBE"); ok {
+		t.Fatal("proxy serves SUBSCRIBE")
+	}
+	if got := m.Roles(); !slices.Equal(got, []string{RoleRegistrar, RoleProxy, RoleUAS}) {
+		t.Fatalf("roles %v", got)
+	}
+	if _, err := Lookup("bogus"); err == nil {
+		t.Fatal("unknown mode accepted")
+	}
+	if len(Names()) != 7 {
+		t.Fatalf("want the seed's 7 modes, got %v", Names())
+	}
+	for _, name := range Names() {
+		m, _ := Lookup(name)
+		if r, ok := m.RoleFor("OPTIONS"); !ok || r != RoleUAS {
+			t.Errorf("%s: OPTIONS not served by the uas", name)
+		}
+	}
+}

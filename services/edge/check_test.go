@@ -1,0 +1,121 @@
+package edge
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/ids"
+	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/testutil"
+)
+
+// testEdge is an edge with no sockets and no bus: enough to run its input checks.
+func testEdge() *Edge {
+	return &Edge{cfg: Config{ID: "edge-test"}, metrics: obs.NewMetrics(), ids: ids.New("seed", "test")}
+}
+
+// rfc4475Want is what the edge must do with each RFC 4475 message that is not
+// simply passed on: the status it answers, or 0 to drop silently. Others must
+// reach sipgo untouched (the roles judge them: 420, 415, 483...).
+var rfc4475Want = map[string]int{
+	"badinv01": 400, "clerr": 400, "ncl": 400, "scalar02": 400, "quotbal": 400, "ltgtruri": 400,
+	"lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 400, "regbadct": 400,
+	"badaspec": 400, "baddn": 400, "badvers": 505, "mismatch01": 400, "mismatch02": 400,
+	"insuf": 400, "unkscm": 416, "novelsc": 416, "multi01": 400, "mcl01": 400,
+	"test":     0, // no Via: nowhere to send an answer
+	"scalarlg": 0, // malformed responses are dropped
+	"bigcode":  0,
+}
+
+func TestRFC4475(t *testing.T) {
+	dir := filepath.Join(testutil.SharedTestdata(t), "rfc4475")
+	manifest, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manifest.Close()
+	sc := bufio.NewScanner(manifest)
+	sc.Scan() // header row
+	seen := 0
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		file, class := cols[0], cols[2]
+		name := strings.TrimSuffix(file, ".dat")
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		t.Run(name, func(t *testing.T) {
+			out, resp := testEdge().inspect(data)
+			want, judged := rfc4475Want[name]
+			switch {
+			case !judged:
+				if out == nil {
+					t.Fatalf("%s message was not passed on (got %q)", class, firstLine(resp))
+				}
+			case want == 0:
+				if out != nil || resp != nil {
+					t.Fatalf("want a silent drop, got out=%v resp=%q", out != nil, firstLine(resp))
+				}
+			default:
+				if out != nil {
+					t.Fatalf("invalid message passed on, want %d", want)
+				}
+				// The answer echoes the request's own (malformed) headers, so
+				// it is read as text, not with a parser.
+				if got := firstLine(resp); !strings.HasPrefix(got, fmt.Sprintf("SIP/2.0 %d ", want)) {
+					t.Fatalf("got %q, want %d", got, want)
+				}
+				for _, h := range []string{"\r\nVia: ", "\r\nWarning: 399 ", "\r\nContent-Length: 0\r\n\r\n"} {
+					if !strings.Contains(string(resp), h) {
+						t.Fatalf("answer lacks %q:\n%s", h, resp)
+					}
+				}
+			}
+		})
+	}
+	if seen < 50 {
+		t.Fatalf("only %d messages in the manifest", seen)
+	}
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line
+}
+
+func TestCheckParsed(t *testing.T) {
+	build := func(raw string) *sip.Request {
+		msg, err := sip.ParseMessage([]byte(strings.ReplaceAll(raw, "\n", "\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg.(*sip.Request)
+	}
+	const head = "Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:b@y>\nCall-ID: c1\n"
+	tests := []struct {
+		name string
+		raw  string
+		want int
+	}{
+		{"valid", "OPTIONS sip:b@y SIP/2.0\n" + head + "CSeq: 1 OPTIONS\nContent-Length: 0\n\n", 0},
+		{"cseq-mismatch", "OPTIONS sip:b@y SIP/2.0\n" + head + "CSeq: 1 INVITE\nContent-Length: 0\n\n", 400},
+		{"max-forwards", "OPTIONS sip:b@y SIP/2.0\n" + head + "CSeq: 1 OPTIONS\nMax-Forwards: 256\nContent-Length: 0\n\n", 400},
+		{"scheme", "OPTIONS http://b SIP/2.0\n" + head + "CSeq: 1 OPTIONS\nContent-Length: 0\n\n", 416},
+		{"tel", "OPTIONS tel:+15551234 SIP/2.0\n" + head + "CSeq: 1 OPTIONS\nContent-Length: 0\n\n", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := checkParsed(build(tt.raw)).code; got != tt.want {
+				t.Fatalf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
