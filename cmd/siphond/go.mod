@@ -3,6 +3,7 @@ module github.com/siphon-lab/siphon/cmd/siphond
 go 1.26.0
 
 require (
+	github.com/emiago/sipgo v1.7.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
 	github.com/siphon-lab/siphon/services/edge v0.0.0
@@ -13,7 +14,6 @@ require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/emiago/sipgo v1.7.3 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.3.2 // indirect

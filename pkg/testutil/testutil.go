@@ -74,10 +74,25 @@ func Binary(t testing.TB, name, pkg string) string {
 	return path
 }
 
-// Process starts a program that runs until the end of the test.
-func Process(t testing.TB, path string, args ...string) *exec.Cmd {
+// Proc is a program started for a test.
+type Proc struct {
+	Cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Done is closed when the program has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is how the program exited; read it after Done.
+func (p *Proc) Err() error { return p.err }
+
+// Process starts a program that runs until it exits or the test ends; its output
+// is shown when the test fails.
+func Process(t testing.TB, path string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(path, args...)
+	cmd.Dir = t.TempDir()
 	logPath := filepath.Join(t.TempDir(), filepath.Base(path)+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -87,9 +102,14 @@ func Process(t testing.TB, path string, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", path, err)
 	}
+	p := &Proc{Cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-p.done
 		logFile.Close()
 		if t.Failed() {
 			if out, err := os.ReadFile(logPath); err == nil {
@@ -97,7 +117,7 @@ func Process(t testing.TB, path string, args ...string) *exec.Cmd {
 			}
 		}
 	})
-	return cmd
+	return p
 }
 
 func tail(b []byte, n int) []byte {
@@ -138,7 +158,7 @@ func Redis(t testing.TB) string {
 
 // NATSServer starts the real nats-server binary on a free loopback port and
 // returns its URL and the process (kill it to take the bus away).
-func NATSServer(t testing.TB) (string, *exec.Cmd) {
+func NATSServer(t testing.TB) (string, *Proc) {
 	t.Helper()
 	bin := Binary(t, "nats-server", "nats-server")
 	port := FreePort(t)

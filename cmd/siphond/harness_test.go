@@ -1,0 +1,355 @@
+package main
+
+// The protocol tests drive the real siphond binary over real sockets, with SIPp
+// (Debian's sip-tester) and sipgo clients, against a real nats-server where the
+// set-up has several processes. This file holds the harness they share.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+)
+
+var siphondBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "siphond-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	siphondBin = filepath.Join(dir, "siphond")
+	build := exec.Command("go", "build", "-o", siphondBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build siphond:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is one running siphond.
+type proc struct {
+	cmd     *exec.Cmd
+	sip     string // host:port of UDP and TCP, when the process has an edge
+	metrics string // host:port of /metrics
+	log     *bytes.Buffer
+}
+
+// lockedBuffer lets the test read a process's log while it writes.
+type syncWriter struct {
+	w  io.Writer
+	mu chan struct{}
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.w.Write(p)
+}
+
+// start runs siphond with args plus a free metrics port (and SIP ports when
+// edge is true), and waits until /readyz says ready.
+func start(t *testing.T, edge bool, args ...string) *proc {
+	t.Helper()
+	p := &proc{metrics: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), log: &bytes.Buffer{}}
+	args = append([]string{"--metrics-bind", p.metrics, "--log-level", "debug"}, args...)
+	if edge {
+		p.sip = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+		args = append([]string{"--udp-bind", p.sip, "--tcp-bind", p.sip}, args...)
+	}
+	p.cmd = exec.Command(siphondBin, args...)
+	w := &syncWriter{w: p.log, mu: make(chan struct{}, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stop(syscall.SIGKILL)
+		if t.Failed() {
+			w.mu <- struct{}{}
+			t.Logf("siphond %v log:\n%s", args, tailString(p.log.String(), 6000))
+			<-w.mu
+		}
+	})
+	p.waitReady(t)
+	return p
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *proc) stop(sig syscall.Signal) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	_ = p.cmd.Wait()
+}
+
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get("http://" + p.metrics + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("siphond not ready in 20s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// counter reads one sample of a counter from /metrics; 0 when absent.
+func (p *proc) counter(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		all := true
+		for _, l := range labels {
+			all = all && strings.Contains(line, l)
+		}
+		if all {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// gauge reads an unlabelled gauge from /metrics; -1 when absent.
+func (p *proc) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// sippResult is what a SIPp run reported.
+type sippResult struct {
+	rc         int
+	successful int
+	failed     int
+	output     string
+}
+
+var sippCounts = regexp.MustCompile(`(Successful|Failed) call\s+\|\s+\d+\s+\|\s+(\d+)`)
+
+// sipp runs SIPp as a client with scenario against target, bounded in time.
+func sipp(t *testing.T, scenario, transport, target string, calls, rate int, extra ...string) sippResult {
+	t.Helper()
+	bin := testutil.Binary(t, "sipp", "sip-tester")
+	scenario, err := filepath.Abs(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{
+		"-sf", scenario, "-t", transport, "-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testutil.FreePort(t)), "-s", "siphond",
+		"-nostdin", "-timeout", "60s", "-timeout_error", "-max_socket", "100",
+	}, extra...)
+	args = append(args, target)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = t.TempDir()
+	out, _ := cmd.CombinedOutput()
+	r := sippResult{rc: cmd.ProcessState.ExitCode(), output: string(out)}
+	for _, m := range sippCounts.FindAllStringSubmatch(r.output, -1) {
+		n, _ := strconv.Atoi(m[2])
+		if m[1] == "Successful" {
+			r.successful = n
+		} else {
+			r.failed = n
+		}
+	}
+	return r
+}
+
+func (r sippResult) mustPass(t *testing.T, calls int) {
+	t.Helper()
+	if r.rc != 0 || r.successful != calls || r.failed != 0 {
+		t.Fatalf("SIPp rc=%d successful=%d failed=%d, want %d successful:\n%s", r.rc, r.successful, r.failed, calls, tailString(r.output, 3000))
+	}
+}
+
+// client is a sipgo client on its own UDP/TCP port.
+func client(t *testing.T) *sipgo.Client {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siphon-test"), sipgo.WithUserAgenTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	c, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// do sends method to target over transport and returns the final response.
+func do(t *testing.T, c *sipgo.Client, method sip.RequestMethod, transport, target string) *sip.Response {
+	t.Helper()
+	res, err := doErr(c, method, transport, target, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%s over %s to %s: %v", method, transport, target, err)
+	}
+	return res
+}
+
+func doErr(c *sipgo.Client, method sip.RequestMethod, transport, target string, within time.Duration) (*sip.Response, error) {
+	scheme := "sip"
+	if transport == "tls" {
+		scheme = "sips"
+	}
+	var uri sip.Uri
+	if err := sip.ParseUri(scheme+":siphond@"+target+";transport="+transport, &uri); err != nil {
+		return nil, err
+	}
+	req := sip.NewRequest(method, uri)
+	req.SetTransport(strings.ToUpper(transport))
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	return c.Do(ctx, req)
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their paths.
+func selfSigned(t *testing.T) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "siphond"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}
+
+// tlsTunnel accepts plain TCP on a loopback port and carries each connection
+// over TLS to target. Debian's SIPp is built without TLS; through the tunnel its
+// messages reach siphond over a real TLS connection.
+func tlsTunnel(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := tls.Dial("tcp", target, &tls.Config{InsecureSkipVerify: true})
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go io.Copy(s, c)
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// udpExchange sends one datagram to target and returns the first answer, or nil
+// when none came within wait (the edge may drop what it cannot answer).
+func udpExchange(t *testing.T, target string, data []byte, wait time.Duration) []byte {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raddr, _ := net.ResolveUDPAddr("udp", target)
+	if _, err := conn.WriteTo(data, raddr); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	n, _, err := conn.ReadFrom(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+)
+
+const checkScenario = "testdata/options-check.xml"
+
+// TestEmbeddedMinimal is the README's run command: one process, embedded NATS,
+// OPTIONS over UDP, TCP and TLS.
+func TestEmbeddedMinimal(t *testing.T) {
+	cert, key := selfSigned(t)
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	p := start(t, true, "--mode", "minimal", "--sips-bind", tlsAddr, "--tls-cert", cert, "--tls-key", key)
+
+	t.Run("SIPpUDP", func(t *testing.T) { sipp(t, checkScenario, "u1", p.sip, 20, 100).mustPass(t, 20) })
+	t.Run("SIPpTCP", func(t *testing.T) { sipp(t, checkScenario, "t1", p.sip, 20, 100).mustPass(t, 20) })
+	t.Run("SIPpTLS", func(t *testing.T) {
+		sipp(t, checkScenario, "t1", tlsTunnel(t, tlsAddr), 20, 100).mustPass(t, 20)
+	})
+	c := client(t)
+	for _, tr := range []struct{ transport, addr string }{{"udp", p.sip}, {"tcp", p.sip}, {"tls", tlsAddr}} {
+		t.Run("Headers/"+tr.transport, func(t *testing.T) {
+			res := do(t, c, sip.OPTIONS, tr.transport, tr.addr)
+			if res.StatusCode != 200 {
+				t.Fatalf("got %d", res.StatusCode)
+			}
+			for name, want := range map[string]string{"Allow": "OPTIONS", "Accept": "application/sdp", "Supported": "", "Server": "siphond/0.2-refactored"} {
+				if h := res.GetHeader(name); h == nil || h.Value() != want {
+					t.Errorf("%s: got %v, want %q", name, h, want)
+				}
+			}
+		})
+	}
+	t.Run("MethodNotAllowed", func(t *testing.T) {
+		res := do(t, c, sip.MESSAGE, "udp", p.sip)
+		if res.StatusCode != 405 || res.GetHeader("Allow").Value() != "OPTIONS" {
+			t.Fatalf("got %d Allow=%v, want 405 with Allow: OPTIONS", res.StatusCode, res.GetHeader("Allow"))
+		}
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		if n := p.counter(t, "siphon_sip_responses_total", `role="uas"`, `method="OPTIONS"`, `code="200"`); n < 60 {
+			t.Fatalf("uas counted %v OPTIONS 200s, want at least 60", n)
+		}
+		if n := p.counter(t, "siphon_bus_roundtrip_seconds_count", `role="uas"`, `method="OPTIONS"`); n < 60 {
+			t.Fatalf("bus round trips counted %v, want at least 60", n)
+		}
+		if n := p.gauge(t, "siphon_nats_connected"); n != 1 {
+			t.Fatalf("siphon_nats_connected = %v, want 1", n)
+		}
+	})
+}
+
+// TestMultiProcess runs the edge and the uas as separate processes over a real
+// nats-server: a stopped role is answered 503 at once, a restarted one is
+// served again without touching the edge, and two replicas share the load.
+func TestMultiProcess(t *testing.T) {
+	natsURL, _ := testutil.NATSServer(t)
+	edge := start(t, true, "--mode", "minimal", "--role", "edge", "--nats", natsURL, "--edge-id", "edge-a")
+	uas1 := start(t, false, "--mode", "minimal", "--role", "uas", "--nats", natsURL)
+	c := client(t)
+	if res := do(t, c, sip.OPTIONS, "udp", edge.sip); res.StatusCode != 200 {
+		t.Fatalf("OPTIONS through two processes: %d", res.StatusCode)
+	}
+	sipp(t, checkScenario, "u1", edge.sip, 20, 100).mustPass(t, 20)
+
+	t.Run("StoppedRoleIs503", func(t *testing.T) {
+		uas1.stop(syscall.SIGKILL)
+		// --role-timeout is 5 s: a 503 inside 1 s came from NATS's no-responders.
+		res, err := doErr(c, sip.OPTIONS, "udp", edge.sip, time.Second)
+		if err != nil {
+			t.Fatalf("no answer within 1 s of the uas stopping: %v", err)
+		}
+		if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+			t.Fatalf("got %d, want 503 with Retry-After", res.StatusCode)
+		}
+	})
+	var uasA *proc
+	outer := t
+	t.Run("RestartedRoleServes", func(t *testing.T) {
+		// Started on the outer test so it outlives this step.
+		uasA = start(outer, false, "--mode", "minimal", "--role", "uas", "--nats", natsURL)
+		if res := do(t, c, sip.OPTIONS, "udp", edge.sip); res.StatusCode != 200 {
+			t.Fatalf("after restart: %d", res.StatusCode)
+		}
+	})
+	t.Run("TwoReplicasShare1000", func(t *testing.T) {
+		if uasA == nil {
+			t.Skip("needs the restarted replica")
+		}
+		uasB := start(t, false, "--mode", "minimal", "--role", "uas", "--nats", natsURL)
+		label := []string{`role="uas"`, `method="OPTIONS"`, `code="200"`}
+		aBefore, bBefore := uasA.counter(t, "siphon_sip_responses_total", label...), uasB.counter(t, "siphon_sip_responses_total", label...)
+		sipp(t, "../../bench/sipp/options.xml", "u1", edge.sip, 1000, 500).mustPass(t, 1000)
+		servedA := uasA.counter(t, "siphon_sip_responses_total", label...) - aBefore
+		servedB := uasB.counter(t, "siphon_sip_responses_total", label...) - bBefore
+		if servedA == 0 || servedB == 0 || servedA+servedB != 1000 {
+			t.Fatalf("replicas answered %v + %v of 1000 OPTIONS: want both some, none lost", servedA, servedB)
+		}
+		t.Logf("replica A answered %v, replica B %v", servedA, servedB)
+	})
+}
+
+// TestSendPath sends a call out through the edge's send path to a SIPp UAS and
+// gets every response back on the bus.
+func TestSendPath(t *testing.T) {
+	natsURL, _ := testutil.NATSServer(t)
+	edge := start(t, true, "--mode", "minimal", "--role", "edge", "--nats", natsURL, "--edge-id", "edge-s")
+	uasPort := testutil.FreePort(t)
+	sippUAS := startSIPpUAS(t, uasPort)
+	r := newBusSender(t, natsURL)
+	target := fmt.Sprintf("127.0.0.1:%d", uasPort)
+
+	inv := r.invite(target)
+	codes := r.send(t, "edge-s", "udp:"+target, inv)
+	if len(codes) < 2 || codes[len(codes)-2] != 180 || codes[len(codes)-1] != 200 {
+		t.Fatalf("INVITE got %v, want ... 180, 200", codes)
+	}
+	r.sendStateless(t, "udp:"+target, r.ack(inv))
+	if codes := r.send(t, "", "udp:"+target, r.bye(inv)); len(codes) != 1 || codes[0] != 200 {
+		t.Fatalf("BYE got %v, want [200]", codes)
+	}
+	if err := waitExit(sippUAS, 10*time.Second); err != nil {
+		t.Fatalf("SIPp UAS did not complete its call: %v", err)
+	}
+	_ = edge
+}
+
+// TestMalformedInput sends RFC 4475's messages and the PROTOS c07-sip subset to
+// a running edge over UDP: each malformed request is answered 400 (or 416/505)
+// or dropped, and the edge goes on answering valid requests.
+func TestMalformedInput(t *testing.T) {
+	p := start(t, true, "--mode", "minimal")
+	data := testutil.SharedTestdata(t)
+	invalid := map[string]string{}
+	manifest, err := os.ReadFile(filepath.Join(data, "rfc4475", "MANIFEST.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(manifest), "\n")[1:] {
+		cols := strings.Split(line, "\t")
+		if len(cols) > 4 && cols[2] == "invalid" {
+			invalid[cols[0]] = cols[4]
+		}
+	}
+	names := make([]string, 0, len(invalid))
+	for n := range invalid {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t.Run("rfc4475/"+name, func(t *testing.T) {
+			msg, err := os.ReadFile(filepath.Join(data, "rfc4475", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer := udpExchange(t, p.sip, msg, 300*time.Millisecond)
+			if answer == nil {
+				return // dropped
+			}
+			status, _, _ := strings.Cut(string(answer), "\r\n")
+			if !strings.HasPrefix(status, "SIP/2.0 400 ") && !strings.HasPrefix(status, "SIP/2.0 416 ") && !strings.HasPrefix(status, "SIP/2.0 505 ") {
+				t.Fatalf("got %q (expected: %s)", status, invalid[name])
+			}
+		})
+	}
+	cases, err := filepath.Glob(filepath.Join(data, "protos", "rendered", "*.sip"))
+	if err != nil || len(cases) < 400 {
+		t.Fatalf("PROTOS cases: %d, %v", len(cases), err)
+	}
+	conn, err := net.Dial("udp", p.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, c := range cases {
+		msg, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write(msg)
+	}
+	valid, err := os.ReadFile(filepath.Join(data, "protos", "rendered", "0000000.sip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh transaction, and rport so the answer comes to this socket rather
+	// than to the Via's port 5070 (RFC 3581).
+	valid = []byte(strings.Replace(string(valid), "Call-ID: 0@", "Call-ID: alive-check@", 1))
+	valid = []byte(strings.Replace(string(valid), ";branch=z9hG4bK000000000000", ";rport;branch=z9hG4bKalivecheck", 1))
+	if answer := udpExchange(t, p.sip, valid, 5*time.Second); answer == nil {
+		t.Fatal("no answer to the valid PROTOS case after the malformed ones")
+	}
+	if res := do(t, client(t), sip.OPTIONS, "udp", p.sip); res.StatusCode != 200 {
+		t.Fatalf("OPTIONS after malformed input: %d", res.StatusCode)
+	}
+	if p.cmd.ProcessState != nil {
+		t.Fatal("siphond exited")
+	}
+}
+
+// TestBadConfiguration: each mistake is one clear line on stderr and exit code 2.
+func TestBadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pem")
+	users := filepath.Join(dir, "users.json")
+	os.WriteFile(garbage, []byte("not a certificate"), 0o600)
+	os.WriteFile(users, []byte("{alice: secret"), 0o600)
+	cert, key := selfSigned(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown mode", []string{"--mode", "pbx"}, "unknown mode"},
+		{"unknown role", []string{"--role", "router"}, "unknown role"},
+		{"unbuilt role", []string{"--role", "registrar", "--nats", "nats://127.0.0.1:4222"}, "not built yet"},
+		{"bad address", []string{"--udp-bind", "127.0.0.1"}, "--udp-bind"},
+		{"bad host", []string{"--tcp-bind", "example.com:5060"}, "not an IP address"},
+		{"unreadable cert", []string{"--tls-cert", filepath.Join(dir, "missing.pem"), "--tls-key", key}, "TLS certificate"},
+		{"garbage cert", []string{"--tls-cert", garbage, "--tls-key", key}, "TLS certificate"},
+		{"cert without key", []string{"--tls-cert", cert}, "both --tls-cert and --tls-key"},
+		{"bad log level", []string{"--log-level", "trace"}, "--log-level"},
+		{"bad users file", []string{"--auth-users", users}, "--auth-users"},
+		{"missing users file", []string{"--auth-users", filepath.Join(dir, "none.json")}, "--auth-users"},
+		{"role without nats", []string{"--role", "uas"}, "give --nats"},
+		{"bad nats url", []string{"--nats", "127.0.0.1:4222"}, "--nats"},
+		{"unknown flag", []string{"--frobnicate"}, "frobnicate"},
+		{"bad env", nil, "SIPHON_REG_MIN_EXPIRY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, siphondBin, tt.args...)
+			cmd.Env = append(os.Environ(), "SIPHON_METRICS_BIND=")
+			if tt.args == nil {
+				cmd.Env = append(cmd.Env, "SIPHON_REG_MIN_EXPIRY=soon")
+			}
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Fatalf("exit code %d, want 2; output:\n%s", code, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("want one line mentioning %q, got:\n%s", tt.want, out)
+			}
+		})
+	}
+}
