@@ -69,7 +69,8 @@ func TestEmbeddedMinimal(t *testing.T) {
 // nats-server: a stopped role is answered 503 at once, a restarted one is
 // served again without touching the edge, and two replicas share the load.
 func TestMultiProcess(t *testing.T) {
-	natsURL, _ := testutil.NATSServer(t)
+	natsSrv := testutil.NATSServer(t)
+	natsURL := natsSrv.URL
 	edge := start(t, true, "--mode", "minimal", "--role", "edge", "--nats", natsURL, "--edge-id", "edge-a")
 	uas1 := start(t, false, "--mode", "minimal", "--role", "uas", "--nats", natsURL)
 	c := client(t)
@@ -79,9 +80,13 @@ func TestMultiProcess(t *testing.T) {
 	sipp(t, checkScenario, "u1", edge.sip, 20, 100).mustPass(t, 20)
 
 	t.Run("StoppedRoleIs503", func(t *testing.T) {
+		killed := time.Now()
 		uas1.stop(syscall.SIGKILL)
-		// --role-timeout is 5 s: a 503 inside 1 s came from NATS's no-responders.
-		res, err := doErr(c, sip.OPTIONS, "udp", edge.sip, time.Second)
+		// The kernel closes the dead process's connection; nats-server drops its
+		// subscriptions when it reads that. Only then can it say no-responders.
+		natsSrv.WaitNoSubscriber(t, "siphon.v1.sip.uas.", time.Second)
+		// --role-timeout is 5 s: a 503 inside the second came from no-responders.
+		res, err := doErr(c, sip.OPTIONS, "udp", edge.sip, time.Second-time.Since(killed))
 		if err != nil {
 			t.Fatalf("no answer within 1 s of the uas stopping: %v", err)
 		}
@@ -118,7 +123,7 @@ func TestMultiProcess(t *testing.T) {
 // TestSendPath sends a call out through the edge's send path to a SIPp UAS and
 // gets every response back on the bus.
 func TestSendPath(t *testing.T) {
-	natsURL, _ := testutil.NATSServer(t)
+	natsURL := testutil.NATSServer(t).URL
 	edge := start(t, true, "--mode", "minimal", "--role", "edge", "--nats", natsURL, "--edge-id", "edge-s")
 	uasPort := testutil.FreePort(t)
 	sippUAS := startSIPpUAS(t, uasPort)

@@ -5,11 +5,14 @@ package testutil
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,16 +159,45 @@ func Redis(t testing.TB) string {
 	return "redis://" + addr + "/0"
 }
 
-// NATSServer starts the real nats-server binary on a free loopback port and
-// returns its URL and the process (kill it to take the bus away).
-func NATSServer(t testing.TB) (string, *Proc) {
+// NATSBinary is a real nats-server process.
+type NATSBinary struct {
+	*Proc
+	// URL is the client URL, nats://127.0.0.1:port.
+	URL string
+	// Monitor is the monitoring endpoint's host:port.
+	Monitor string
+}
+
+// NATSServer starts the real nats-server binary on free loopback ports.
+func NATSServer(t testing.TB) *NATSBinary {
 	t.Helper()
 	bin := Binary(t, "nats-server", "nats-server")
-	port := FreePort(t)
-	cmd := Process(t, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	port, mport := FreePort(t), FreePort(t)
+	p := Process(t, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mport))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	WaitTCP(t, addr, 10*time.Second)
-	return "nats://" + addr, cmd
+	return &NATSBinary{Proc: p, URL: "nats://" + addr, Monitor: fmt.Sprintf("127.0.0.1:%d", mport)}
+}
+
+// WaitNoSubscriber waits until no client of the server subscribes to a subject
+// containing fragment, as its /connz reports; it returns how long that took.
+func (n *NATSBinary) WaitNoSubscriber(t testing.TB, fragment string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		res, err := http.Get("http://" + n.Monitor + "/connz?subs=1")
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if !strings.Contains(string(body), fragment) {
+				return time.Since(start)
+			}
+		}
+		if time.Since(start) > within {
+			t.Fatalf("nats-server still lists a subscriber to %q after %v", fragment, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // SharedTestdata finds the shared third-party test data (RFC 4475, RFC 5118,

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks run against, from Debian's packages:
+# SIPp (sip-tester), redis-server, nats-server. Skips what is already there.
+set -euo pipefail
+need=()
+command -v sipp >/dev/null || need+=(sip-tester)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v nats-server >/dev/null && [ -x "$(command -v nats-server)" ] || need+=(nats-server)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "deps: sipp, redis-server and nats-server are installed"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${need[*]} (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The Debian packages start services on their default ports; tests start their own.
+for svc in redis-server nats-server; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
+done
+echo "deps: done"
