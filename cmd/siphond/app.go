@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err == nil {
 		var p plan
 		if p, err = o.validate(set); err == nil {
-			return o.serve(ctx, p, stderr)
+			return o.serve(ctx, p, stderr, getenv)
 		}
 	}
 	fmt.Fprintf(stderr, "siphond: %v (see siphond --help)\n", err)
@@ -143,8 +144,14 @@ func roles(flagValue string, md mode.Mode) ([]string, error) {
 }
 
 // serve starts the plan and runs until a signal or ctx ends it.
-func (o *options) serve(ctx context.Context, p plan, stderr io.Writer) int {
+func (o *options) serve(ctx context.Context, p plan, stderr io.Writer, getenv func(string) string) int {
 	log := obs.NewLogger(stderr, o.shared.LogLevel, o.shared.LogFormat)
+	if getenv("GOGC") == "" {
+		// Each SIP message allocates a few KiB that die within a millisecond,
+		// while the live heap stays small: collecting at 4x the live heap
+		// instead of 2x halves the CPU the collector takes, for a few MiB.
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var cleanup []func()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,8 @@ func (h *Health) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Serve listens on bind and serves /metrics, /healthz and /readyz until ctx ends.
+// Serve listens on bind and serves /metrics, /healthz, /readyz and
+// /debug/pprof until ctx ends.
 // It returns the bound address (useful with port 0).
 func Serve(ctx context.Context, bind string, m *Metrics, h *Health, log *slog.Logger) (string, error) {
 	ln, err := net.Listen("tcp", bind)
@@ -149,6 +151,9 @@ func Serve(ctx context.Context, bind string, m *Metrics, h *Health, log *slog.Lo
 		}
 		io.WriteString(w, "ready\n")
 	})
+	// Profiles, for finding where a lab's CPU goes (bench/ uses them).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -31,6 +31,9 @@ const (
 	TLS = "tls"
 )
 
+// udpReadBuffer is the receive buffer asked for on the UDP listener.
+const udpReadBuffer = 4 << 20
+
 // Edge is one running edge.
 type Edge struct {
 	cfg       Config
@@ -95,6 +98,12 @@ func (e *Edge) Start(ctx context.Context) error {
 		conn, err := net.ListenPacket("udp", e.cfg.UDPBind)
 		if err != nil {
 			return fmt.Errorf("edge: listen udp %s: %w", e.cfg.UDPBind, err)
+		}
+		// A burst of datagrams must wait in the kernel, not be dropped: the OS
+		// default (about 200 KiB) overflows at a few thousand requests a second.
+		// The kernel caps this at net.core.rmem_max.
+		if uc, ok := conn.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(udpReadBuffer)
 		}
 		e.listening(UDP, conn.LocalAddr().String(), conn.Close)
 		e.mu.Lock()

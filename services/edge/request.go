@@ -128,9 +128,20 @@ func (e *Edge) busHeader(req *sip.Request) nats.Header {
 	return h
 }
 
+// responseParser reads what roles send back. The edge forwards a role's
+// response as it is, so it parses only what sipgo's server transaction reads
+// (status line, CSeq, the body's length); every other header stays a raw line,
+// written back unchanged. Parsing Via and addresses here would cost a fifth of
+// the edge's CPU for nothing.
+var responseParser = sip.NewParser(sip.WithHeadersParsers(sip.HeadersParser{
+	"cseq":           sip.DefaultHeadersParser()["cseq"],
+	"content-length": sip.DefaultHeadersParser()["content-length"],
+	"l":              sip.DefaultHeadersParser()["l"],
+}))
+
 // roleResponse parses a role's response and addresses it like the request came.
 func roleResponse(data []byte, req *sip.Request) (*sip.Response, error) {
-	msg, err := sip.ParseMessage(data)
+	msg, err := responseParser.ParseSIP(data)
 	if err != nil {
 		return nil, err
 	}
