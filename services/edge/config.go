@@ -39,7 +39,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SIPSBind, "sips-bind", "0.0.0.0:5061", "TLS bind address; TLS is on when --tls-cert and --tls-key are given")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
-	fs.StringVar(&c.ID, "edge-id", host, "this edge's id on the bus (default: the host name)")
+	fs.StringVar(&c.ID, "edge-id", host, "this edge's id on the bus, carried by flows and bindings; defaults to the host name")
 	fs.DurationVar(&c.RoleTimeout, "role-timeout", 5*time.Second, "how long the edge waits for a role's next response before answering 408")
 }
 
