@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"net"
 	"strconv"
 	"strings"
 
@@ -239,8 +240,9 @@ func checkRequestURI(uri string) verdict {
 		if strings.Contains(hostPart, "?") {
 			return bad("Request-URI must not carry headers")
 		}
-		if hostPart == "" || hostPart[0] == ';' {
-			return bad("Request-URI has no host")
+		hostport, _, _ := strings.Cut(hostPart, ";")
+		if !validHostPort(hostport) {
+			return bad("Request-URI host is not a hostname, IPv4 address or [IPv6 reference] (RFC 5118)")
 		}
 	case "tel":
 	default:
@@ -260,7 +262,7 @@ func checkVia(value string) verdict {
 		if len(p) != 3 || strings.TrimSpace(p[0]) == "" || strings.TrimSpace(p[1]) == "" {
 			return bad("malformed Via sent-protocol")
 		}
-		if len(strings.Fields(p[2])) != 2 {
+		if f := strings.Fields(p[2]); len(f) != 2 || !validHostPort(f[1]) {
 			return bad("malformed Via sent-by")
 		}
 		if v := checkParams("via", params); v.code != 0 {
@@ -350,6 +352,36 @@ func checkParams(name, params string) verdict {
 		}
 	}
 	return ok
+}
+
+// validHostPort checks host [ ":" port ]: a hostname or IPv4 address, or an IPv6
+// address inside [] (RFC 3261 §25.1 as corrected by RFC 5118 §4.10).
+func validHostPort(hp string) bool {
+	host, port := hp, ""
+	if strings.HasPrefix(hp, "[") {
+		end := strings.IndexByte(hp, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = hp[1:end], strings.TrimPrefix(hp[end+1:], ":")
+		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") || (hp[end+1:] != "" && port == "") {
+			return false
+		}
+	} else {
+		var found bool
+		host, port, found = strings.Cut(hp, ":")
+		if found && port == "" {
+			return false
+		}
+		if host == "" || strings.Trim(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != "" {
+			return false
+		}
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		return err == nil && n > 0 && n <= 65535
+	}
+	return true
 }
 
 // splitOutside splits s on sep where sep is outside quotes and <>.

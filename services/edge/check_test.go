@@ -60,6 +60,9 @@ func TestRFC4475(t *testing.T) {
 				if out == nil {
 					t.Fatalf("%s message was not passed on (got %q)", class, firstLine(resp))
 				}
+				if _, err := sip.ParseMessage(out); err != nil && class == "valid" {
+					t.Fatalf("sipgo cannot parse a valid message: %v", err)
+				}
 			case want == 0:
 				if out != nil || resp != nil {
 					t.Fatalf("want a silent drop, got out=%v resp=%q", out != nil, firstLine(resp))
@@ -83,6 +86,39 @@ func TestRFC4475(t *testing.T) {
 	}
 	if seen < 50 {
 		t.Fatalf("only %d messages in the manifest", seen)
+	}
+}
+
+// TestRFC5118: IPv6 references are accepted where well formed, and a bare or
+// malformed IPv6 Request-URI host is answered 400.
+func TestRFC5118(t *testing.T) {
+	dir := filepath.Join(testutil.SharedTestdata(t), "rfc5118")
+	want400 := map[string]bool{"ipv6-bad.dat": true, "ipv6-bug-abnf-3-colons.dat": true}
+	files, err := filepath.Glob(filepath.Join(dir, "*.dat"))
+	if err != nil || len(files) < 12 {
+		t.Fatalf("rfc5118 files: %d %v", len(files), err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, resp := testEdge().inspect(data)
+			if want400[name] {
+				if out != nil || !strings.HasPrefix(firstLine(resp), "SIP/2.0 400 ") {
+					t.Fatalf("want 400, got passed=%v %q", out != nil, firstLine(resp))
+				}
+				return
+			}
+			if out == nil {
+				t.Fatalf("valid message not passed on: %q", firstLine(resp))
+			}
+			if _, err := sip.ParseMessage(out); err != nil {
+				t.Fatalf("sipgo cannot parse a valid message: %v", err)
+			}
+		})
 	}
 }
 
