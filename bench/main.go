@@ -263,13 +263,17 @@ func pct(sorted []float64, p float64) float64 {
 }
 
 func writeTable(w io.Writer, name, describe string, rs []result) {
-	best := 0
+	best, bestFast := 0, 0
 	for _, r := range rs {
 		if r.failed == 0 {
 			best = r.target
+			if r.p99 <= 12 {
+				bestFast = r.target
+			}
 		}
 	}
-	fmt.Fprintf(w, "### %s: %s\n\nHighest rate with no failed call: **%d OPTIONS/s**.\n\n", name, describe, best)
+	fmt.Fprintf(w, "### %s: %s\n\nHighest rate with no failed call: **%d OPTIONS/s**; highest with no failed call and p99 <= 12 ms: **%d OPTIONS/s**.\n\n",
+		name, describe, best, bestFast)
 	fmt.Fprintln(w, "| target/s | achieved/s | ok | failed | p50 ms | p90 ms | p99 ms | max ms | CPU µs/req (all processes) |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
