@@ -79,6 +79,17 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // edge is true), and waits until /readyz says ready.
 func start(t *testing.T, edge bool, args ...string) *proc {
 	t.Helper()
+	return startWith(t, nil, edge, args...)
+}
+
+// startEnv starts a siphond with an edge and extra environment variables.
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	return startWith(t, env, true, args...)
+}
+
+func startWith(t *testing.T, env []string, edge bool, args ...string) *proc {
+	t.Helper()
 	p := &proc{metrics: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), log: &bytes.Buffer{}}
 	args = append([]string{"--metrics-bind", p.metrics, "--log-level", "debug"}, args...)
 	if edge {
@@ -86,6 +97,7 @@ func start(t *testing.T, edge bool, args ...string) *proc {
 		args = append([]string{"--udp-bind", p.sip, "--tcp-bind", p.sip}, args...)
 	}
 	p.cmd = exec.Command(siphondBin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
 	w := &syncWriter{w: p.log, mu: make(chan struct{}, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	if err := p.cmd.Start(); err != nil {
