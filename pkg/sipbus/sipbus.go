@@ -30,6 +30,8 @@ type Request struct {
 	Transport, Remote, Local string
 	// Flow names the connection it came over (stream transports), else "".
 	Flow string
+	// Mode is the siphond mode of the edge that received it.
+	Mode string
 
 	reply     responder
 	responses *prometheus.CounterVec
@@ -121,6 +123,7 @@ func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {
 		Remote:    h.Get(wire.HdrRemote),
 		Local:     h.Get(wire.HdrLocal),
 		Flow:      h.Get(wire.HdrFlow),
+		Mode:      h.Get(wire.HdrMode),
 	}
 	if req.Transport != "" {
 		sreq.SetTransport(req.Transport)

@@ -18,7 +18,7 @@ const supported = ""
 // exactly the methods the mode serves (RFC 3261 §11.2).
 func (u *UAS) options(r *sipbus.Request) {
 	res := sipmsg.NewResponse(r.Request, 200, "OK", nil, u.ids)
-	res.AppendHeader(sip.NewHeader("Allow", u.mode.Allow()))
+	res.AppendHeader(sip.NewHeader("Allow", u.allowFor(r)))
 	res.AppendHeader(sip.NewHeader("Accept", accept))
 	res.AppendHeader(sip.NewHeader("Supported", supported))
 	u.respond(r, res)

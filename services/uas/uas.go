@@ -15,10 +15,13 @@ import (
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 )
 
-// UAS is one replica of the role.
+// UAS is one replica of the role. It serves the mode each request's edge
+// announces (Siphon-Mode), so one set of uas replicas behind edges of any mode
+// behaves as that mode; its own --mode applies when an edge does not say.
 type UAS struct {
 	cfg       Config
 	mode      mode.Mode
+	allow     map[string]string // mode name → Allow
 	userAgent string
 	ids       *ids.Generator
 	log       *slog.Logger
@@ -28,29 +31,46 @@ type UAS struct {
 
 // New makes the role for mode md.
 func New(cfg Config, md mode.Mode, userAgent string, m *obs.Metrics, log *slog.Logger) *UAS {
+	allow := map[string]string{}
+	for _, name := range mode.Names() {
+		m, _ := mode.Lookup(name)
+		allow[name] = m.Allow()
+	}
 	return &UAS{
-		cfg: cfg, mode: md, userAgent: userAgent, metrics: m,
+		cfg: cfg, mode: md, allow: allow, userAgent: userAgent, metrics: m,
 		ids: ids.FromEnv(mode.RoleUAS), log: log.With("role", mode.RoleUAS),
 	}
 }
 
-// Handlers maps every method the mode routes to this role to its handler. A
-// method whose handler is not built yet is answered 501, so a client learns that
-// rather than a misleading 503 "no role running".
+// allowFor is the Allow header of the mode r's edge runs.
+func (u *UAS) allowFor(r *sipbus.Request) string {
+	if a, ok := u.allow[r.Mode]; ok {
+		return a
+	}
+	return u.mode.Allow()
+}
+
+// Handlers maps every method any mode routes to this role to its handler (the
+// edge only sends what its mode routes here). A method whose handler is not
+// built yet is answered 501, so a client learns that rather than a misleading
+// 503 "no role running".
 func (u *UAS) Handlers() map[string]sipbus.Handler {
 	own := map[string]sipbus.Handler{
 		"OPTIONS": u.options,
 		"ACK":     func(*sipbus.Request) {}, // never answered
 	}
 	out := map[string]sipbus.Handler{}
-	for _, r := range u.mode.Routes {
-		if r.Role != mode.RoleUAS {
-			continue
-		}
-		if h, ok := own[r.Method]; ok {
-			out[r.Method] = h
-		} else {
-			out[r.Method] = u.notImplemented
+	for _, name := range mode.Names() {
+		m, _ := mode.Lookup(name)
+		for _, r := range m.Routes {
+			if r.Role != mode.RoleUAS {
+				continue
+			}
+			if h, ok := own[r.Method]; ok {
+				out[r.Method] = h
+			} else {
+				out[r.Method] = u.notImplemented
+			}
 		}
 	}
 	return out

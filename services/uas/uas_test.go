@@ -49,6 +49,13 @@ func TestOptions(t *testing.T) {
 			u := newUAS(t, tt.mode)
 			req, rec := sipbus.NewTestRequest(request(t, "OPTIONS"), "127.0.0.1:5070")
 			u.Handlers()["OPTIONS"](req)
+			// The same replica answers for whatever mode an edge announces.
+			other, otherRec := sipbus.NewTestRequest(request(t, "OPTIONS"), "127.0.0.1:5070")
+			other.Mode = "minimal"
+			newUAS(t, "full-uas").Handlers()["OPTIONS"](other)
+			if got := otherRec.Last().GetHeader("Allow").Value(); got != "OPTIONS" {
+				t.Fatalf("uas started as full-uas, edge says minimal: Allow %q", got)
+			}
 			if len(rec.Responses) != 1 {
 				t.Fatalf("got %d responses, want 1", len(rec.Responses))
 			}
@@ -73,16 +80,21 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-// TestHandlersCoverMode: every method the mode routes to the uas gets an
+// TestHandlersCoverMode: every method any mode routes to the uas gets an
 // answer; unbuilt ones say 501 rather than vanish.
 func TestHandlersCoverMode(t *testing.T) {
-	u := newUAS(t, "full-uas")
+	u := newUAS(t, "minimal")
 	h := u.Handlers()
-	md, _ := mode.Lookup("full-uas")
-	for _, r := range md.Routes {
-		if _, ok := h[r.Method]; ok != (r.Role == mode.RoleUAS) {
-			t.Errorf("%s routed to %s: handler present=%v", r.Method, r.Role, ok)
+	for _, name := range mode.Names() {
+		md, _ := mode.Lookup(name)
+		for _, r := range md.Routes {
+			if _, ok := h[r.Method]; r.Role == mode.RoleUAS && !ok {
+				t.Errorf("%s: %s routed to the uas has no handler", name, r.Method)
+			}
 		}
+	}
+	if _, ok := h["REGISTER"]; ok {
+		t.Error("the uas handles REGISTER, which every mode routes to the registrar")
 	}
 	req, rec := sipbus.NewTestRequest(request(t, "INFO"), "127.0.0.1:5070")
 	h["INFO"](req)
