@@ -1,10 +1,14 @@
 # The one entry point: build, test, bench. Every Go module of the workspace is
 # tested (with go.work, `go test ./...` at the root finds nothing).
 MODULES := $(shell go list -f '{{.Dir}}' -m)
-PKGS    := $(addsuffix /...,$(MODULES))
+# e2e starts containers: it runs in test-e2e, with the images built and Docker up.
+PKGS    := $(addsuffix /...,$(filter-out %/e2e,$(MODULES)))
 FUZZTIME ?= 20s
+# testcontainers-go on a machine with no registry: no reaper image to pull, and
+# published ports are reached on loopback.
+E2E_ENV := TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1
 
-.PHONY: build test test-go fuzz deps bench run clean
+.PHONY: build test test-go fuzz test-e2e docker images deps bench run clean
 
 build:
 	mkdir -p bin
@@ -17,7 +21,7 @@ deps:
 	./scripts/install-deps.sh
 
 # test: everything the README promises, on a fresh Debian machine with Go.
-test: deps test-go fuzz
+test: deps test-go fuzz test-e2e
 
 test-go:
 	go vet $(PKGS)
@@ -25,6 +29,17 @@ test-go:
 
 fuzz:
 	cd services/edge && go test -run '^$$' -fuzz FuzzEdgeInput -fuzztime $(FUZZTIME) .
+
+# The lab: Docker (installed and started if missing, compose plugin built from
+# the Go module proxy), the images (no registry needed), then the e2e suites.
+docker:
+	./scripts/install-docker.sh
+
+images: docker
+	./scripts/build-images.sh
+
+test-e2e: images
+	cd e2e && go vet ./... && $(E2E_ENV) go test -count=1 -timeout 20m -v ./...
 
 bench: deps build
 	./bench/run.sh
