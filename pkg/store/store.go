@@ -26,9 +26,18 @@ type Ephemeral interface {
 	Release(ctx context.Context, key string) error
 }
 
+// Secrets holds values every replica must share, such as the key that signs
+// digest nonces: the first replica to ask creates it.
+type Secrets interface {
+	// Secret returns the secret named name, creating size random bytes if absent.
+	Secret(ctx context.Context, name string, size int) ([]byte, error)
+}
+
 // Backend is one place state lives, and everything it stores.
 type Backend interface {
 	Ephemeral() Ephemeral
+	Location() Location
+	Secrets() Secrets
 	// Ping checks the backend answers; /readyz calls it.
 	Ping(ctx context.Context) error
 	Close() error

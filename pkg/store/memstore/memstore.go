@@ -14,6 +14,8 @@ import (
 // Backend is the in-memory store.
 type Backend struct {
 	eph *ephemeral
+	loc *location
+	sec *secrets
 }
 
 // New returns an empty in-memory backend. now is the clock; nil means time.Now.
@@ -21,11 +23,21 @@ func New(now func() time.Time) *Backend {
 	if now == nil {
 		now = time.Now
 	}
-	return &Backend{eph: &ephemeral{now: now, items: map[string]item{}}}
+	return &Backend{
+		eph: &ephemeral{now: now, items: map[string]item{}},
+		loc: newLocation(),
+		sec: &secrets{values: map[string][]byte{}},
+	}
 }
 
 // Ephemeral implements store.Backend.
 func (b *Backend) Ephemeral() store.Ephemeral { return b.eph }
+
+// Location implements store.Backend.
+func (b *Backend) Location() store.Location { return b.loc }
+
+// Secrets implements store.Backend.
+func (b *Backend) Secrets() store.Secrets { return b.sec }
 
 // Ping implements store.Backend; memory is always there.
 func (b *Backend) Ping(context.Context) error { return nil }

@@ -21,6 +21,8 @@ const KeyPrefix = "siphon:"
 type Backend struct {
 	rdb redis.UniversalClient
 	eph *ephemeral
+	loc *location
+	sec *secrets
 }
 
 // Open connects to url (redis://host:port/db). It does not wait for the server:
@@ -35,11 +37,17 @@ func Open(url string) (*Backend, error) {
 
 // New wraps a client.
 func New(rdb redis.UniversalClient) *Backend {
-	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}}
+	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}}
 }
 
 // Ephemeral implements store.Backend.
 func (b *Backend) Ephemeral() store.Ephemeral { return b.eph }
+
+// Location implements store.Backend.
+func (b *Backend) Location() store.Location { return b.loc }
+
+// Secrets implements store.Backend.
+func (b *Backend) Secrets() store.Secrets { return b.sec }
 
 // Ping implements store.Backend.
 func (b *Backend) Ping(ctx context.Context) error {

@@ -17,6 +17,8 @@ import (
 // Run runs the suite. Keys are prefixed per test, so backends may be shared.
 func Run(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Ephemeral", func(t *testing.T) { ephemeralSuite(t, open) })
+	t.Run("Location", func(t *testing.T) { locationSuite(t, open) })
+	t.Run("Secrets", func(t *testing.T) { secretsSuite(t, open) })
 }
 
 var runID atomic.Int64
