@@ -23,21 +23,21 @@ import (
 	"github.com/siphon-lab/siphon/pkg/store/memstore"
 	"github.com/siphon-lab/siphon/pkg/store/redisstore"
 	"github.com/siphon-lab/siphon/services/edge"
+	"github.com/siphon-lab/siphon/services/registrar"
 	"github.com/siphon-lab/siphon/services/uas"
 )
 
 // built lists the roles this binary can run today; the others are known names
 // whose issues have not built them yet.
-var built = []string{mode.RoleEdge, mode.RoleUAS}
+var built = []string{mode.RoleEdge, mode.RoleRegistrar, mode.RoleUAS}
 
 // options is the whole command line, each part registered by its owner.
 type options struct {
-	shared config.Shared
-	edge   edge.Config
-	uas    uas.Config
-	auth   config.Auth
-	reg    config.Registration
-	subs   config.Subscriptions
+	shared    config.Shared
+	edge      edge.Config
+	registrar registrar.Config
+	uas       uas.Config
+	subs      config.Subscriptions
 }
 
 func (o *options) flagSet() *flag.FlagSet {
@@ -45,9 +45,8 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	o.shared.RegisterFlags(fs)
 	o.edge.RegisterFlags(fs)
+	o.registrar.RegisterFlags(fs)
 	o.uas.RegisterFlags(fs)
-	o.auth.RegisterFlags(fs)
-	o.reg.RegisterFlags(fs)
 	o.subs.RegisterFlags(fs)
 	return fs
 }
@@ -99,15 +98,14 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 	if o.shared.NATS == "" && (!p.has(mode.RoleEdge) || len(p.roles) == 1) {
 		return plan{}, fmt.Errorf("--role %s runs part of a lab: give --nats so its other parts can reach it", o.shared.Role)
 	}
-	checks := []func() error{o.shared.Validate, o.reg.Validate}
+	// The registrar's flags are checked whatever runs: a bad users file is bad
+	// configuration even in a process that does not read it yet.
+	checks := []func() error{o.shared.Validate, o.registrar.Validate}
 	if p.has(mode.RoleEdge) {
 		checks = append(checks, func() error { return o.edge.Validate(set) })
 	}
 	if p.has(mode.RoleUAS) {
 		checks = append(checks, o.uas.Validate)
-	}
-	if o.auth.Users != "" {
-		checks = append(checks, func() error { _, err := o.auth.LoadUsers(); return err })
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -214,6 +212,17 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 	}
 	*cleanup = append(*cleanup, func() { _ = state.Close() })
 
+	if p.has(mode.RoleRegistrar) {
+		nc, err := roleConn(mode.RoleRegistrar)
+		if err != nil {
+			return err
+		}
+		role := registrar.New(o.registrar, state, o.shared.UserAgent, metrics, log)
+		if err := role.Start(ctx, nc); err != nil {
+			return err
+		}
+		*cleanup = append(*cleanup, func() { _ = role.Stop() })
+	}
 	if p.has(mode.RoleUAS) {
 		nc, err := roleConn(mode.RoleUAS)
 		if err != nil {

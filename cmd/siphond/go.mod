@@ -7,6 +7,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
 	github.com/siphon-lab/siphon/services/edge v0.0.0
+	github.com/siphon-lab/siphon/services/registrar v0.0.0
 	github.com/siphon-lab/siphon/services/uas v0.0.0
 )
 
@@ -43,5 +44,6 @@ require (
 replace (
 	github.com/siphon-lab/siphon/pkg => ../../pkg
 	github.com/siphon-lab/siphon/services/edge => ../../services/edge
+	github.com/siphon-lab/siphon/services/registrar => ../../services/registrar
 	github.com/siphon-lab/siphon/services/uas => ../../services/uas
 )

@@ -2,12 +2,11 @@
 // each flag can also be set as SIPHON_<NAME> in the environment.
 //
 // Each role owns its own flags in its package (a Config with RegisterFlags); the
-// ones here are those that more than one role reads, or that belong to roles whose
-// issue has not built them yet but whose flags are part of the CLI already.
+// ones here are those every process reads, and those of roles not built yet whose
+// flags are part of the CLI already.
 package config
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -150,61 +149,6 @@ func CheckHostPort(flagName, addr string) error {
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("%s %q: bad port: %w", flagName, addr, err)
-	}
-	return nil
-}
-
-// Auth is digest authentication, read by the registrar (and later the proxy).
-type Auth struct {
-	Enabled bool
-	Realm   string
-	Users   string
-}
-
-// RegisterFlags adds the authentication flags to fs.
-func (c *Auth) RegisterFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&c.Enabled, "auth", false, "require Digest authentication")
-	fs.StringVar(&c.Realm, "auth-realm", "siphond.local", "authentication realm")
-	fs.StringVar(&c.Users, "auth-users", "", `users file, JSON {"user": "password"}`)
-}
-
-// LoadUsers reads the users file; an empty path gives no users.
-func (c *Auth) LoadUsers() (map[string]string, error) {
-	if c.Users == "" {
-		return map[string]string{}, nil
-	}
-	data, err := os.ReadFile(c.Users)
-	if err != nil {
-		return nil, fmt.Errorf("--auth-users: %w", err)
-	}
-	users := map[string]string{}
-	if err := json.Unmarshal(data, &users); err != nil {
-		return nil, fmt.Errorf("--auth-users %s: want JSON {\"user\": \"password\"}: %w", c.Users, err)
-	}
-	return users, nil
-}
-
-// Registration is the registrar's policy.
-type Registration struct {
-	AutoAccept    bool
-	DefaultExpiry int
-	MinExpiry     int
-	MaxExpiry     int
-}
-
-// RegisterFlags adds the registration flags to fs.
-func (c *Registration) RegisterFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&c.AutoAccept, "auto-accept-registrations", true, "accept REGISTER requests (false answers 403)")
-	fs.IntVar(&c.DefaultExpiry, "reg-default-expiry", 3600, "registration expiry when the request gives none, seconds")
-	fs.IntVar(&c.MinExpiry, "reg-min-expiry", 60, "shortest registration accepted (shorter gets 423), seconds")
-	fs.IntVar(&c.MaxExpiry, "reg-max-expiry", 86400, "longest registration granted (longer is lowered), seconds")
-}
-
-// Validate checks the expiry bounds are ordered.
-func (c *Registration) Validate() error {
-	if c.MinExpiry < 0 || c.MinExpiry > c.DefaultExpiry || c.DefaultExpiry > c.MaxExpiry {
-		return fmt.Errorf("registration expiries must satisfy 0 <= --reg-min-expiry (%d) <= --reg-default-expiry (%d) <= --reg-max-expiry (%d)",
-			c.MinExpiry, c.DefaultExpiry, c.MaxExpiry)
 	}
 	return nil
 }
