@@ -211,6 +211,18 @@ func (l *Lab) Stop(ctx context.Context, service string, number int) error {
 	return nil
 }
 
+// Kill kills replica number of service at once (SIGKILL): a crash, not a stop.
+func (l *Lab) Kill(ctx context.Context, service string, number int) error {
+	r, err := l.replica(ctx, service, number)
+	if err != nil {
+		return err
+	}
+	if _, err := l.docker.ContainerKill(ctx, r.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		return fmt.Errorf("lab: kill %s: %w", r.Name, err)
+	}
+	return nil
+}
+
 // Start starts a stopped replica and waits until it is healthy.
 func (l *Lab) Start(ctx context.Context, service string, number int) error {
 	r, err := l.replica(ctx, service, number)
