@@ -21,6 +21,9 @@ import (
 // Version is the bus contract version roles announce through micro.
 const Version = "1.0.0"
 
+// maxInFlight bounds the requests one role replica handles at once.
+const maxInFlight = 512
+
 // Request is one SIP request from an edge.
 type Request struct {
 	*sip.Request
@@ -83,6 +86,11 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metri
 		return nil, fmt.Errorf("sipbus: add %s service: %w", role, err)
 	}
 	parser := sip.NewParser()
+	// Handlers wait on the store (a Redis round trip or two); run inline, one
+	// endpoint would serve one request at a time. Each request gets a goroutine,
+	// and at most maxInFlight run at once: past that the subscription waits,
+	// which is the back-pressure NATS buffers for.
+	inFlight := make(chan struct{}, maxInFlight)
 	for method, h := range handlers {
 		requests := m.Requests.WithLabelValues(role, method)
 		handle := func(mr micro.Request) {
@@ -95,7 +103,11 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metri
 			}
 			requests.Inc()
 			req.reply, req.responses, req.role = mr, m.Responses, role
-			h(req)
+			inFlight <- struct{}{}
+			go func() {
+				defer func() { <-inFlight }()
+				h(req)
+			}()
 		}
 		err := svc.AddEndpoint(method, micro.HandlerFunc(handle), micro.WithEndpointSubject(wire.SIPRequest(role, method)))
 		if err != nil {

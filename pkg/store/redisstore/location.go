@@ -29,7 +29,10 @@ const locGrace = 5 * time.Minute
 
 // registerScript applies a REGISTER (RFC 3261 §10.3 steps 7-8) in one step.
 // ARGV: now, Call-ID, CSeq, wildcard, change count, then per change: contact,
-// remove, binding JSON, expiry. Bindings found expired are removed and reported.
+// remove, binding JSON, expiry; last the key's grace. Bindings found expired are
+// removed and reported. The reply is a flat array, cheaper to read than JSON:
+// "ok", earliest expiry, then counted lists of added and refreshed contacts and
+// of removed, expired and current bindings (JSON); or {"out-of-order"}.
 var registerScript = redis.NewScript(`
 local key, now, callid, cseq = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local wildcard, n = ARGV[4] == '1', tonumber(ARGV[5])
@@ -48,11 +51,11 @@ local function stale(b)
   return d.call_id == callid and d.cseq >= cseq
 end
 if wildcard then
-  for _, b in pairs(cur) do if stale(b) then return '{"out_of_order":true}' end end
+  for _, b in pairs(cur) do if stale(b) then return {'out-of-order'} end end
 end
 for i = 0, n - 1 do
   local b = cur[ARGV[6 + i * 4]]
-  if b and stale(b) then return '{"out_of_order":true}' end
+  if b and stale(b) then return {'out-of-order'} end
 end
 if wildcard then
   for c, b in pairs(cur) do table.insert(out.removed, b[2]) redis.call('HDEL', key, c) end
@@ -68,7 +71,7 @@ for i = 0, n - 1 do
   else
     redis.call('HSET', key, c, exp .. ' ' .. js)
     cur[c] = {exp, js}
-    if old then table.insert(out.refreshed, js) else table.insert(out.added, js) end
+    if old then table.insert(out.refreshed, c) else table.insert(out.added, c) end
   end
 end
 local minexp, maxexp = 0, 0
@@ -77,9 +80,13 @@ for _, b in pairs(cur) do
   if minexp == 0 or b[1] < minexp then minexp = b[1] end
   if b[1] > maxexp then maxexp = b[1] end
 end
-if maxexp > 0 then redis.call('PEXPIREAT', key, maxexp + tonumber(ARGV[4 + 1 + n * 4 + 1])) end
-out.min = minexp
-return cjson.encode(out)`)
+if maxexp > 0 then redis.call('PEXPIREAT', key, maxexp + tonumber(ARGV[6 + n * 4])) end
+local reply = {'ok', tostring(minexp)}
+for _, part in ipairs({out.added, out.refreshed, out.removed, out.expired, out.current}) do
+  table.insert(reply, tostring(#part))
+  for _, v in ipairs(part) do table.insert(reply, v) end
+end
+return reply`)
 
 // expireScript removes an AOR's expired bindings and reports them with the new
 // earliest expiry (0: none left).
@@ -155,29 +162,91 @@ func (l *location) Register(ctx context.Context, reg store.Registration, now tim
 		args = append(args, ch.Binding.Contact, remove, js, ch.Binding.Expires.UnixMilli())
 	}
 	args = append(args, locGrace.Milliseconds())
-	raw, err := registerScript.Run(ctx, l.rdb, []string{locKey(reg.AOR)}, args...).Text()
+	// The expiry index is another key (another Cluster slot), so it is a second
+	// command, pipelined with the script: ZADD LT keeps the earliest expiry the
+	// AOR may have; the sweep corrects it when it finds nothing due yet.
+	earliest := int64(0)
+	for _, ch := range reg.Changes {
+		if e := ch.Binding.Expires.UnixMilli(); !ch.Remove && (earliest == 0 || e < earliest) {
+			earliest = e
+		}
+	}
+	pipe := l.rdb.Pipeline()
+	script := registerScript.EvalSha(ctx, pipe, []string{locKey(reg.AOR)}, args...)
+	if earliest > 0 {
+		pipe.ZAddLT(ctx, locIndex, redis.Z{Score: float64(earliest), Member: reg.AOR})
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		script = registerScript.Eval(ctx, l.rdb, []string{locKey(reg.AOR)}, args...)
+		err = script.Err()
+	}
 	if err != nil {
 		return store.Outcome{}, fmt.Errorf("redisstore: register %s: %w", reg.AOR, err)
 	}
-	var res scriptResult
-	if err := json.Unmarshal([]byte(raw), &res); err != nil {
-		return store.Outcome{}, fmt.Errorf("redisstore: register %s: reply: %w", reg.AOR, err)
+	reply, err := script.StringSlice()
+	if err != nil || len(reply) == 0 {
+		return store.Outcome{}, fmt.Errorf("redisstore: register %s: reply: %v", reg.AOR, err)
 	}
-	if res.OutOfOrder {
+	if reply[0] == "out-of-order" {
 		return store.Outcome{}, store.ErrOutOfOrder
 	}
+	lists, err := splitLists(reply[2:], 5)
+	if err != nil {
+		return store.Outcome{}, fmt.Errorf("redisstore: register %s: %w", reg.AOR, err)
+	}
+	byContact := make(map[string]store.Binding, len(reg.Changes))
+	for _, ch := range reg.Changes {
+		byContact[ch.Binding.Contact] = ch.Binding
+	}
 	var out store.Outcome
-	for _, part := range []struct {
-		list jsonList
-		dst  *[]store.Binding
-	}{{res.Added, &out.Added}, {res.Refreshed, &out.Refreshed}, {res.Removed, &out.Removed}, {res.Current, &out.Current}} {
-		if *part.dst, err = part.list.bindings(); err != nil {
-			return store.Outcome{}, err
-		}
+	for _, c := range lists[0] {
+		out.Added = append(out.Added, byContact[c])
+	}
+	for _, c := range lists[1] {
+		out.Refreshed = append(out.Refreshed, byContact[c])
+	}
+	if out.Removed, err = decodeBindings(lists[2]); err != nil {
+		return store.Outcome{}, err
+	}
+	if out.Current, err = decodeBindings(lists[4]); err != nil {
+		return store.Outcome{}, err
 	}
 	store.SortByQ(out.Current)
-	if err := l.index(ctx, reg.AOR, res.Min); err != nil {
-		return out, err
+	if minExpiry, _ := strconv.ParseInt(reply[1], 10, 64); minExpiry == 0 {
+		// Nothing left: drop the AOR from the index now rather than at a sweep.
+		if err := l.rdb.ZRem(ctx, locIndex, reg.AOR).Err(); err != nil {
+			return out, fmt.Errorf("redisstore: index %s: %w", reg.AOR, err)
+		}
+	}
+	return out, nil
+}
+
+// splitLists reads n counted lists from a flat script reply.
+func splitLists(flat []string, n int) ([][]string, error) {
+	out := make([][]string, 0, n)
+	for range n {
+		if len(flat) == 0 {
+			return nil, errors.New("short script reply")
+		}
+		count, err := strconv.Atoi(flat[0])
+		if err != nil || count > len(flat)-1 {
+			return nil, errors.New("malformed script reply")
+		}
+		out = append(out, flat[1:1+count])
+		flat = flat[1+count:]
+	}
+	return out, nil
+}
+
+func decodeBindings(list []string) ([]store.Binding, error) {
+	out := make([]store.Binding, 0, len(list))
+	for _, js := range list {
+		var b store.Binding
+		if err := json.Unmarshal([]byte(js), &b); err != nil {
+			return nil, fmt.Errorf("redisstore: stored binding: %w", err)
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }
