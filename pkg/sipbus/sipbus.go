@@ -21,8 +21,8 @@ import (
 // Version is the bus contract version roles announce through micro.
 const Version = "1.0.0"
 
-// maxInFlight bounds the requests one role replica handles at once.
-const maxInFlight = 512
+// workers is how many requests one role replica handles at once.
+const workers = 256
 
 // Request is one SIP request from an edge.
 type Request struct {
@@ -67,11 +67,16 @@ type Handler func(*Request)
 
 // Service runs a role's handlers on the bus.
 type Service struct {
-	svc micro.Service
+	svc  micro.Service
+	work chan func()
 }
 
-// Stop removes the role from the bus.
-func (s *Service) Stop() error { return s.svc.Stop() }
+// Stop removes the role from the bus; requests already taken still finish.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	close(s.work)
+	return err
+}
 
 // Serve subscribes role to every method in handlers, in the role's queue group,
 // as a micro service named after the role (so `nats micro ls` lists replicas).
@@ -87,10 +92,18 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metri
 	}
 	parser := sip.NewParser()
 	// Handlers wait on the store (a Redis round trip or two); run inline, one
-	// endpoint would serve one request at a time. Each request gets a goroutine,
-	// and at most maxInFlight run at once: past that the subscription waits,
-	// which is the back-pressure NATS buffers for.
-	inFlight := make(chan struct{}, maxInFlight)
+	// endpoint would serve one request at a time. A pool of long-lived workers
+	// runs them instead: goroutines whose stacks have already grown to what a
+	// handler needs, rather than a new one per request. When every worker is
+	// busy the subscription waits, and NATS buffers: that is the back-pressure.
+	work := make(chan func(), workers)
+	for range workers {
+		go func() {
+			for job := range work {
+				job()
+			}
+		}()
+	}
 	for method, h := range handlers {
 		requests := m.Requests.WithLabelValues(role, method)
 		handle := func(mr micro.Request) {
@@ -103,19 +116,16 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metri
 			}
 			requests.Inc()
 			req.reply, req.responses, req.role = mr, m.Responses, role
-			inFlight <- struct{}{}
-			go func() {
-				defer func() { <-inFlight }()
-				h(req)
-			}()
+			work <- func() { h(req) }
 		}
 		err := svc.AddEndpoint(method, micro.HandlerFunc(handle), micro.WithEndpointSubject(wire.SIPRequest(role, method)))
 		if err != nil {
 			_ = svc.Stop()
+			close(work)
 			return nil, fmt.Errorf("sipbus: add %s endpoint %s: %w", role, method, err)
 		}
 	}
-	return &Service{svc: svc}, nil
+	return &Service{svc: svc, work: work}, nil
 }
 
 func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {

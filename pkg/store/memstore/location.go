@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"sync"
@@ -10,13 +11,34 @@ import (
 )
 
 // location keeps bindings per AOR under one lock: a REGISTER's changes apply
-// all together or not at all, as in redisstore's script.
+// all together or not at all, as in redisstore's script. A heap orders every
+// expiry written, so the sweep finds what is due without scanning every AOR;
+// entries made stale by a refresh or removal are skipped when they surface.
 type location struct {
-	mu   sync.Mutex
-	aors map[string]map[string]store.Binding // aor → contact → binding
+	mu       sync.Mutex
+	aors     map[string]map[string]store.Binding // aor → contact → binding
+	expiries expiryHeap
 }
 
 func newLocation() *location { return &location{aors: map[string]map[string]store.Binding{}} }
+
+type expiry struct {
+	at           time.Time
+	aor, contact string
+}
+
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
 
 func (l *location) Register(_ context.Context, reg store.Registration, now time.Time) (store.Outcome, error) {
 	l.mu.Lock()
@@ -68,6 +90,9 @@ func (l *location) Register(_ context.Context, reg store.Registration, now time.
 			cur[ch.Binding.Contact] = ch.Binding
 			out.Added = append(out.Added, ch.Binding)
 		}
+		if !ch.Remove {
+			heap.Push(&l.expiries, expiry{at: ch.Binding.Expires, aor: reg.AOR, contact: ch.Binding.Contact})
+		}
 	}
 	out.Current = liveBindings(cur, now)
 	if len(cur) == 0 {
@@ -86,18 +111,17 @@ func (l *location) Expire(_ context.Context, now time.Time, limit int) ([]store.
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []store.Binding
-	for aor, cur := range l.aors {
-		for c, b := range cur {
-			if len(out) >= limit {
-				return out, nil
-			}
-			if !b.Expires.After(now) {
-				out = append(out, b)
-				delete(cur, c)
-			}
+	for len(l.expiries) > 0 && len(out) < limit && !l.expiries[0].at.After(now) {
+		e := heap.Pop(&l.expiries).(expiry)
+		cur := l.aors[e.aor]
+		b, ok := cur[e.contact]
+		if !ok || !b.Expires.Equal(e.at) {
+			continue // refreshed or removed since this entry was written
 		}
+		out = append(out, b)
+		delete(cur, e.contact)
 		if len(cur) == 0 {
-			delete(l.aors, aor)
+			delete(l.aors, e.aor)
 		}
 	}
 	return out, nil
