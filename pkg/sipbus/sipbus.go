@@ -21,8 +21,6 @@ import (
 // Version is the bus contract version roles announce through micro.
 const Version = "1.0.0"
 
-// workers is how many requests one role replica handles at once.
-const workers = 256
 
 // Request is one SIP request from an edge.
 type Request struct {
@@ -74,13 +72,23 @@ type Service struct {
 // Stop removes the role from the bus; requests already taken still finish.
 func (s *Service) Stop() error {
 	err := s.svc.Stop()
-	close(s.work)
+	if s.work != nil {
+		close(s.work)
+	}
 	return err
+}
+
+// Options tune how a role runs its handlers.
+type Options struct {
+	// Workers is how many requests run at once, on a pool of long-lived
+	// goroutines; for handlers that wait (on the store). 0 runs each handler on
+	// the subscription's own goroutine: cheapest for handlers that never wait.
+	Workers int
 }
 
 // Serve subscribes role to every method in handlers, in the role's queue group,
 // as a micro service named after the role (so `nats micro ls` lists replicas).
-func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metrics, log *slog.Logger) (*Service, error) {
+func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options, m *obs.Metrics, log *slog.Logger) (*Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        role,
 		Version:     Version,
@@ -91,18 +99,22 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metri
 		return nil, fmt.Errorf("sipbus: add %s service: %w", role, err)
 	}
 	parser := sip.NewParser()
-	// Handlers wait on the store (a Redis round trip or two); run inline, one
-	// endpoint would serve one request at a time. A pool of long-lived workers
-	// runs them instead: goroutines whose stacks have already grown to what a
-	// handler needs, rather than a new one per request. When every worker is
-	// busy the subscription waits, and NATS buffers: that is the back-pressure.
-	work := make(chan func(), workers)
-	for range workers {
-		go func() {
-			for job := range work {
-				job()
-			}
-		}()
+	// Handlers that wait on the store (a Redis round trip or two) cannot run
+	// inline: one endpoint would serve one request at a time. A pool of
+	// long-lived workers runs them instead: goroutines whose stacks have already
+	// grown to what a handler needs, rather than a new one per request. When
+	// every worker is busy the subscription waits, and NATS buffers: that is the
+	// back-pressure.
+	var work chan func()
+	if opts.Workers > 0 {
+		work = make(chan func(), opts.Workers)
+		for range opts.Workers {
+			go func() {
+				for job := range work {
+					job()
+				}
+			}()
+		}
 	}
 	for method, h := range handlers {
 		requests := m.Requests.WithLabelValues(role, method)
@@ -116,12 +128,18 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, m *obs.Metri
 			}
 			requests.Inc()
 			req.reply, req.responses, req.role = mr, m.Responses, role
+			if work == nil {
+				h(req)
+				return
+			}
 			work <- func() { h(req) }
 		}
 		err := svc.AddEndpoint(method, micro.HandlerFunc(handle), micro.WithEndpointSubject(wire.SIPRequest(role, method)))
 		if err != nil {
 			_ = svc.Stop()
-			close(work)
+			if work != nil {
+				close(work)
+			}
 			return nil, fmt.Errorf("sipbus: add %s endpoint %s: %w", role, method, err)
 		}
 	}

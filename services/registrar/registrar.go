@@ -24,6 +24,10 @@ import (
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
+// workers is how many REGISTERs a replica handles at once: each waits on the
+// store, so enough to keep Redis busy across round trips.
+const workers = 256
+
 // sweepEvery is how often a replica looks for expired bindings to announce.
 const sweepEvery = 500 * time.Millisecond
 
@@ -84,7 +88,7 @@ func (r *Registrar) Start(ctx context.Context, nc *nats.Conn) error {
 		return err
 	}
 	r.publish = nc.Publish
-	svc, err := sipbus.Serve(nc, mode.RoleRegistrar, r.Handlers(), r.metrics, r.log)
+	svc, err := sipbus.Serve(nc, mode.RoleRegistrar, r.Handlers(), sipbus.Options{Workers: workers}, r.metrics, r.log)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,8 @@ func (u *UAS) Handlers() map[string]sipbus.Handler {
 
 // Start joins the bus.
 func (u *UAS) Start(nc *nats.Conn) error {
-	svc, err := sipbus.Serve(nc, mode.RoleUAS, u.Handlers(), u.metrics, u.log)
+	// The uas answers from memory and never waits: inline is cheapest.
+	svc, err := sipbus.Serve(nc, mode.RoleUAS, u.Handlers(), sipbus.Options{}, u.metrics, u.log)
 	if err != nil {
 		return err
 	}
