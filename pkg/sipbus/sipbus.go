@@ -21,7 +21,6 @@ import (
 // Version is the bus contract version roles announce through micro.
 const Version = "1.0.0"
 
-
 // Request is one SIP request from an edge.
 type Request struct {
 	*sip.Request
