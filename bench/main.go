@@ -379,17 +379,18 @@ func pct(sorted []float64, p float64) float64 {
 }
 
 func writeTable(w io.Writer, name, describe, unit string, rs []result) {
-	best, bestFast := 0, 0
+	best := 0
+	var fast []string
 	for _, r := range rs {
 		if r.held() {
 			best = r.target
 			if r.p99 <= 12 {
-				bestFast = r.target
+				fast = append(fast, strconv.Itoa(r.target))
 			}
 		}
 	}
-	fmt.Fprintf(w, "### %s: %s\n\nHighest rate held (no failed call, at least 95 %% of the target rate): **%d %s/s**; held with p99 <= 12 ms: **%d %s/s**.\n\n",
-		name, describe, best, unit, bestFast, unit)
+	fmt.Fprintf(w, "### %s: %s\n\nHighest rate held (no failed call, at least 95 %% of the target rate): **%d %s/s**; steps held with p99 <= 12 ms: %s.\n\n",
+		name, describe, best, unit, strings.Join(fast, ", "))
 	fmt.Fprintf(w, "| target/s | achieved/s | ok | failed | p50 ms | p90 ms | p99 ms | max ms | CPU µs per %s (all processes) |\n", unit)
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {

@@ -195,6 +195,7 @@ func registerRequest(t *testing.T, target, user string) *sip.Request {
 
 // TestDigestLockout: repeated failures lock the user and the source out, even
 // with the right password, for every replica (the counts live in the store).
+// Another user from the same source is locked out too.
 func TestDigestLockout(t *testing.T) {
 	p := start(t, true, "--mode", "registrar", "--auth", "--auth-max-failures", "3", "--auth-lockout", "1m")
 	u := newUAC(t, "udp", p.sip)
@@ -204,11 +205,17 @@ func TestDigestLockout(t *testing.T) {
 		res := u.register("alice", "lock-1", 2*i+1, contact)
 		expect(t, u.register("alice", "lock-1", 2*i+2, contact, authorization(t, challenge(t, res, "MD5"), "alice", "nope", uri, 1)), 401)
 	}
+	// Even the right password is refused now; the challenge itself still comes.
 	res := u.register("alice", "lock-2", 1, contact)
+	expect(t, res, 401)
+	res = u.register("alice", "lock-2", 2, contact, authorization(t, challenge(t, res, "MD5"), "alice", "secret123", uri, 1))
 	expect(t, res, 403)
 	if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "too many failed") {
 		t.Fatalf("lock-out without a Warning saying why: %v", w)
 	}
+	res = u.register("bob", "lock-3", 1, "Contact: <sip:bob@192.0.2.1>")
+	res = u.register("bob", "lock-3", 2, "Contact: <sip:bob@192.0.2.1>", authorization(t, challenge(t, res, "MD5"), "bob", "pass456", uri, 1))
+	expect(t, res, 403)
 }
 
 // TestSIPpRegistersWithDigest: SIPp 3.6.1 with [authentication] against the

@@ -94,10 +94,12 @@ func (a *authenticator) challenges(now time.Time, stale bool) []sip.Header {
 // check authenticates req from source. It returns the user on success.
 func (a *authenticator) check(ctx context.Context, req *sip.Request, source string, now time.Time) (string, verdict, error) {
 	h := req.GetHeader("Authorization")
-	var creds *digest.Credentials
-	if h != nil {
-		creds, _ = digest.ParseCredentials(h.Value())
+	if h == nil {
+		// A challenge costs nothing and tells nothing, locked out or not: no
+		// store trip for the first leg of every registration.
+		return "", authChallenge, nil
 	}
+	creds, _ := digest.ParseCredentials(h.Value())
 	user := ""
 	if creds != nil {
 		user = creds.Username
@@ -105,9 +107,6 @@ func (a *authenticator) check(ctx context.Context, req *sip.Request, source stri
 	locked, err := a.locked(ctx, source, user)
 	if err != nil || locked {
 		return "", authLocked, err
-	}
-	if h == nil {
-		return "", authChallenge, nil
 	}
 	if creds == nil {
 		return "", authChallenge, a.fail(ctx, source, "")
