@@ -41,8 +41,13 @@ images: docker
 test-e2e: images
 	cd e2e && go vet ./... && $(E2E_ENV) go test -count=1 -timeout 20m -v ./...
 
-bench: deps build
+# bench: OPTIONS (embedded, multi-process), then REGISTER without and with
+# digest against Kamailio in the same run. Reports land in bench/results/.
+bench: build
+	./scripts/install-deps.sh --bench
 	./bench/run.sh
+	./bench/run.sh --mode registrar --setups kamailio,embedded,multi
+	./bench/run.sh --mode registrar --auth --setups kamailio,embedded,multi --rates 1000,2000,3000,4000,5000,6000
 
 clean:
 	rm -rf bin bench/results
