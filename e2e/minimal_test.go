@@ -2,21 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"io"
-	"math/big"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/e2e/lab"
+	"github.com/siphon-lab/siphon/pkg/testutil"
 )
 
 // TestMinimal runs the minimal profile as containers: OPTIONS over UDP, TCP and
@@ -32,7 +18,7 @@ import (
 func TestMinimal(t *testing.T) {
 	ctx := context.Background()
 	config := t.TempDir()
-	writeCert(t, config)
+	testutil.SelfSigned(t, config)
 	l, err := lab.Up(ctx, lab.Options{
 		Profile: "minimal",
 		Env: map[string]string{
@@ -129,34 +115,10 @@ func TestMinimal(t *testing.T) {
 	})
 }
 
-func newClient(t *testing.T) *sipgo.Client {
-	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siphon-e2e"), sipgo.WithUserAgenTLSConfig(&tls.Config{InsecureSkipVerify: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ua.Close() })
-	c, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func newClient(t *testing.T) *sipgo.Client { return testutil.SIPClient(t) }
 
 func options(c *sipgo.Client, transport, target string, within time.Duration) (*sip.Response, error) {
-	scheme := "sip"
-	if transport == "tls" {
-		scheme = "sips"
-	}
-	var uri sip.Uri
-	if err := sip.ParseUri(scheme+":siphond@"+target+";transport="+transport, &uri); err != nil {
-		return nil, err
-	}
-	req := sip.NewRequest(sip.OPTIONS, uri)
-	req.SetTransport(strings.ToUpper(transport))
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	return c.Do(ctx, req)
+	return testutil.Send(c, sip.OPTIONS, transport, target, within)
 }
 
 // optionsServed reads siphon_sip_responses_total for OPTIONS 200 from a replica.
@@ -165,43 +127,7 @@ func optionsServed(t *testing.T, r lab.Replica) float64 {
 	if r.Metrics == "" {
 		t.Fatalf("%s publishes no metrics port", r.Name)
 	}
-	res, err := http.Get("http://" + r.Metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "siphon_sip_responses_total{") && strings.Contains(line, `method="OPTIONS"`) &&
-			strings.Contains(line, `code="200"`) && strings.Contains(line, `role="uas"`) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			return v
-		}
-	}
-	return 0
-}
-
-func writeCert(t *testing.T, dir string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "siphond"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	v, _ := testutil.Metric(t, "http://"+r.Metrics+"/metrics", "siphon_sip_responses_total",
+		`method="OPTIONS"`, `code="200"`, `role="uas"`)
+	return v
 }

@@ -7,16 +7,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,48 +140,11 @@ func (p *proc) waitReady(t *testing.T) {
 	}
 }
 
-// counter reads one sample of a counter from /metrics; 0 when absent.
+// counter reads one sample of a series from /metrics; 0 when absent.
 func (p *proc) counter(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	res, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		all := true
-		for _, l := range labels {
-			all = all && strings.Contains(line, l)
-		}
-		if all {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			return v
-		}
-	}
-	return 0
-}
-
-// gauge reads an unlabelled gauge from /metrics; -1 when absent.
-func (p *proc) gauge(t *testing.T, name string) float64 {
-	t.Helper()
-	res, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
+	v, _ := testutil.Metric(t, "http://"+p.metrics+"/metrics", name, labels...)
+	return v
 }
 
 // sippResult is what a SIPp run reported.
@@ -240,77 +195,23 @@ func (r sippResult) mustPass(t *testing.T, calls int) {
 	}
 }
 
-// client is a sipgo client on its own UDP/TCP port.
-func client(t *testing.T) *sipgo.Client {
-	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siphon-test"), sipgo.WithUserAgenTLSConfig(&tls.Config{InsecureSkipVerify: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ua.Close() })
-	c, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+// client is a sipgo client on its own ports.
+func client(t *testing.T) *sipgo.Client { return testutil.SIPClient(t) }
 
 // do sends method to target over transport and returns the final response.
 func do(t *testing.T, c *sipgo.Client, method sip.RequestMethod, transport, target string) *sip.Response {
 	t.Helper()
-	res, err := doErr(c, method, transport, target, 5*time.Second)
+	res, err := testutil.Send(c, method, transport, target, 5*time.Second)
 	if err != nil {
 		t.Fatalf("%s over %s to %s: %v", method, transport, target, err)
 	}
 	return res
 }
 
-func doErr(c *sipgo.Client, method sip.RequestMethod, transport, target string, within time.Duration) (*sip.Response, error) {
-	scheme := "sip"
-	if transport == "tls" {
-		scheme = "sips"
-	}
-	var uri sip.Uri
-	if err := sip.ParseUri(scheme+":siphond@"+target+";transport="+transport, &uri); err != nil {
-		return nil, err
-	}
-	req := sip.NewRequest(method, uri)
-	req.SetTransport(strings.ToUpper(transport))
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	return c.Do(ctx, req)
-}
-
 // selfSigned writes a certificate and key for 127.0.0.1 and returns their paths.
 func selfSigned(t *testing.T) (certPath, keyPath string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "siphond"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
+	return testutil.SelfSigned(t, t.TempDir())
 }
 
 // tlsTunnel accepts plain TCP on a loopback port and carries each connection

@@ -59,7 +59,7 @@ func TestEmbeddedMinimal(t *testing.T) {
 		if n := p.counter(t, "siphon_bus_roundtrip_seconds_count", `role="uas"`, `method="OPTIONS"`); n < 60 {
 			t.Fatalf("bus round trips counted %v, want at least 60", n)
 		}
-		if n := p.gauge(t, "siphon_nats_connected"); n != 1 {
+		if n := p.counter(t, "siphon_nats_connected"); n != 1 {
 			t.Fatalf("siphon_nats_connected = %v, want 1", n)
 		}
 	})
@@ -86,7 +86,7 @@ func TestMultiProcess(t *testing.T) {
 		// subscriptions when it reads that. Only then can it say no-responders.
 		natsSrv.WaitNoSubscriber(t, "siphon.v1.sip.uas.", time.Second)
 		// --role-timeout is 5 s: a 503 inside the second came from no-responders.
-		res, err := doErr(c, sip.OPTIONS, "udp", edge.sip, time.Second-time.Since(killed))
+		res, err := testutil.Send(c, sip.OPTIONS, "udp", edge.sip, time.Second-time.Since(killed))
 		if err != nil {
 			t.Fatalf("no answer within 1 s of the uas stopping: %v", err)
 		}
