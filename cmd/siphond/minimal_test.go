@@ -46,6 +46,42 @@ func TestEmbeddedMinimal(t *testing.T) {
 			}
 		})
 	}
+	t.Run("RetransmissionsAbsorbed", func(t *testing.T) {
+		// RFC 3261 §17.2.2: a retransmitted request gets the same final response
+		// again and never reaches the role twice.
+		conn, err := net.Dial("udp", p.sip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		msg := []byte("OPTIONS sip:siphond@" + p.sip + " SIP/2.0\r\nVia: SIP/2.0/UDP " + conn.LocalAddr().String() +
+			";rport;branch=z9hG4bKretrans1\r\nMax-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=r1\r\n" +
+			"To: <sip:siphond@127.0.0.1>\r\nCall-ID: retrans-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+		roleBefore := p.counter(t, "siphon_sip_requests_total", `role="uas"`, `method="OPTIONS"`)
+		absorbedBefore := p.counter(t, "siphon_edge_dropped_total", `reason="retransmission"`)
+		var answers []string
+		buf := make([]byte, 65535)
+		for range 3 {
+			if _, err := conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("answer %d: %v", len(answers)+1, err)
+			}
+			answers = append(answers, string(buf[:n]))
+		}
+		if answers[0] != answers[1] || answers[1] != answers[2] || !strings.HasPrefix(answers[0], "SIP/2.0 200 ") {
+			t.Fatalf("answers differ or are not 200:\n%s\n---\n%s", answers[0], answers[2])
+		}
+		if got := p.counter(t, "siphon_sip_requests_total", `role="uas"`, `method="OPTIONS"`) - roleBefore; got != 1 {
+			t.Fatalf("the role saw the request %v times, want 1", got)
+		}
+		if got := p.counter(t, "siphon_edge_dropped_total", `reason="retransmission"`) - absorbedBefore; got != 2 {
+			t.Fatalf("%v retransmissions absorbed, want 2", got)
+		}
+	})
 	t.Run("MethodNotAllowed", func(t *testing.T) {
 		res := do(t, c, sip.MESSAGE, "udp", p.sip)
 		if res.StatusCode != 405 || res.GetHeader("Allow").Value() != "OPTIONS" {

@@ -50,6 +50,7 @@ type Edge struct {
 	streamer *bus.Streamer
 	routes   map[string]*route
 	sendSvc  micro.Service
+	replay   *replayCache
 
 	mu    sync.Mutex
 	udp   net.PacketConn
@@ -65,6 +66,7 @@ func New(cfg Config, md mode.Mode, nc *nats.Conn, m *obs.Metrics, log *slog.Logg
 		addrs: map[string]string{},
 	}
 	e.routes = buildRoutes(md, m)
+	e.replay = newReplayCache()
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(userAgent),
 		sipgo.WithUserAgentParser(edgeParser()),
@@ -206,4 +208,8 @@ func (e *Edge) Close() {
 	}
 	_ = e.streamer.Close()
 	_ = e.ua.Close()
+	if e.replay != nil {
+		e.replay.close()
+		e.replay = nil
+	}
 }

@@ -41,6 +41,16 @@ func (e *Edge) inspect(data []byte) (out, resp []byte) {
 		v = m.check()
 	}
 	if v.code == 0 {
+		if m.request && e.replay != nil && replayable(UDP, m.method) {
+			if key := rawReplayKey(m); key != "" {
+				if resp, known := e.replay.lookup(key); known {
+					// A retransmission: answered from the cache, or absorbed
+					// while its role is still on it.
+					e.metrics.Dropped.WithLabelValues("retransmission").Inc()
+					return nil, resp
+				}
+			}
+		}
 		return data, nil
 	}
 	if !m.request {

@@ -49,8 +49,29 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 		e.reply(req, tx, 405, "Method Not Allowed", "", sip.NewHeader("Allow", e.mode.Allow()))
 	default:
 		r.requests.Inc()
+		if e.replay != nil && replayable(req.Transport(), method) {
+			if key := parsedReplayKey(req); key != "" {
+				e.replay.pending(key)
+			}
+		}
 		e.relay(req, tx, r)
 	}
+}
+
+// respond sends res on tx. A final response to a non-INVITE over UDP goes to the
+// replay cache and ends the transaction at once: the cache absorbs the
+// retransmissions Timer J is for.
+func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) error {
+	if err := tx.Respond(res); err != nil {
+		return err
+	}
+	if res.StatusCode >= 200 && e.replay != nil && replayable(req.Transport(), string(req.Method)) {
+		if key := parsedReplayKey(req); key != "" {
+			e.replay.complete(key, []byte(res.String()))
+			tx.Terminate()
+		}
+	}
+	return nil
 }
 
 // relay hands req to its role and relays every response back until a final one.
@@ -79,7 +100,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 				e.reply(req, tx, 500, "Server Internal Error", "role "+r.role+" sent an unusable response")
 				return
 			}
-			if err := tx.Respond(res); err != nil {
+			if err := e.respond(req, tx, res); err != nil {
 				e.log.Warn("respond failed", "method", req.Method, "code", res.StatusCode, "error", err)
 				return
 			}
@@ -164,7 +185,7 @@ func (e *Edge) reply(req *sip.Request, tx sip.ServerTransaction, code int, reaso
 		res.AppendHeader(sipmsg.Warning(e.cfg.ID, detail))
 	}
 	res.AppendHeader(sip.NewHeader("Server", e.userAgent))
-	if err := tx.Respond(res); err != nil {
+	if err := e.respond(req, tx, res); err != nil {
 		e.log.Warn("respond failed", "method", req.Method, "code", code, "error", err)
 		return
 	}
