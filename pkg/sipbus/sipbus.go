@@ -64,18 +64,13 @@ type Handler func(*Request)
 
 // Service runs a role's handlers on the bus.
 type Service struct {
-	svc  micro.Service
-	work chan func()
+	svc micro.Service
 }
 
 // Stop removes the role from the bus; requests already taken still finish.
-func (s *Service) Stop() error {
-	err := s.svc.Stop()
-	if s.work != nil {
-		close(s.work)
-	}
-	return err
-}
+// The workers stay: a subscription callback may still be handing one a request
+// as the subscription drains, and the process is about to end anyway.
+func (s *Service) Stop() error { return s.svc.Stop() }
 
 // Options tune how a role runs its handlers.
 type Options struct {
@@ -136,13 +131,10 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 		err := svc.AddEndpoint(method, micro.HandlerFunc(handle), micro.WithEndpointSubject(wire.SIPRequest(role, method)))
 		if err != nil {
 			_ = svc.Stop()
-			if work != nil {
-				close(work)
-			}
 			return nil, fmt.Errorf("sipbus: add %s endpoint %s: %w", role, method, err)
 		}
 	}
-	return &Service{svc: svc, work: work}, nil
+	return &Service{svc: svc}, nil
 }
 
 func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {

@@ -208,8 +208,5 @@ func (e *Edge) Close() {
 	}
 	_ = e.streamer.Close()
 	_ = e.ua.Close()
-	if e.replay != nil {
-		e.replay.close()
-		e.replay = nil
-	}
+	e.replay.close()
 }

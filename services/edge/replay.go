@@ -26,9 +26,10 @@ type replayCache struct {
 	entries map[string][]byte // nil: the request is still with its role
 	// ring holds the keys added in each of the last len(ring) seconds; the
 	// oldest second is dropped as the clock moves on.
-	ring [][]string
-	head int
-	stop chan struct{}
+	ring     [][]string
+	head     int
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 func newReplayCache() *replayCache {
@@ -49,18 +50,23 @@ func (c *replayCache) rotate() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			c.mu.Lock()
-			c.head = (c.head + 1) % len(c.ring)
-			for _, k := range c.ring[c.head] {
-				delete(c.entries, k)
-			}
-			c.ring[c.head] = c.ring[c.head][:0]
-			c.mu.Unlock()
+			c.advance()
 		}
 	}
 }
 
-func (c *replayCache) close() { close(c.stop) }
+// advance moves to the next second, dropping the keys added a ring ago.
+func (c *replayCache) advance() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.head = (c.head + 1) % len(c.ring)
+	for _, k := range c.ring[c.head] {
+		delete(c.entries, k)
+	}
+	c.ring[c.head] = c.ring[c.head][:0]
+}
+
+func (c *replayCache) close() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 // lookup reports whether key is a known transaction, and its final response
 // (nil while the role has not answered).
