@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 const checkScenario = "testdata/options-check.xml"
@@ -178,7 +179,44 @@ func TestSendPath(t *testing.T) {
 	if err := waitExit(sippUAS, 10*time.Second); err != nil {
 		t.Fatalf("SIPp UAS did not complete its call: %v", err)
 	}
-	_ = edge
+
+	t.Run("OverTheClientsOwnTCPConnection", func(t *testing.T) {
+		// A UA behind NAT is reachable only over the connection it opened: the
+		// edge must send there when a role names the flow.
+		conn, err := net.Dial("tcp", edge.sip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		local := conn.LocalAddr().String()
+		opt := "OPTIONS sip:siphond@" + edge.sip + ";transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP " + local +
+			";branch=z9hG4bKflow1\r\nMax-Forwards: 70\r\nFrom: <sip:ua@127.0.0.1>;tag=f1\r\nTo: <sip:siphond@127.0.0.1>\r\n" +
+			"Call-ID: flow-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+		if _, err := conn.Write([]byte(opt)); err != nil {
+			t.Fatal(err)
+		}
+		readSIP(t, conn) // the edge's 503 (no uas in this lab): the flow exists either way
+
+		done := make(chan []int, 1)
+		go func() {
+			msg := "MESSAGE sip:ua@" + local + ";transport=tcp SIP/2.0\r\nMax-Forwards: 70\r\n" +
+				"From: <sip:lab@127.0.0.1>;tag=m1\r\nTo: <sip:ua@127.0.0.1>\r\nCall-ID: flow-msg-1\r\nCSeq: 1 MESSAGE\r\n" +
+				"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+			done <- r.send(t, "edge-s", "", []byte(msg), wire.HdrFlow, "tcp:"+local)
+		}()
+		in := readSIP(t, conn)
+		req, ok := in.(*sip.Request)
+		if !ok || req.Method != sip.MESSAGE || string(req.Body()) != "hello" {
+			t.Fatalf("the UA's connection got %v, want the MESSAGE", in)
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if _, err := conn.Write([]byte(res.String())); err != nil {
+			t.Fatal(err)
+		}
+		if codes := <-done; len(codes) != 1 || codes[0] != 200 {
+			t.Fatalf("MESSAGE over the flow: got %v, want [200]", codes)
+		}
+	})
 }
 
 // TestMalformedInput sends RFC 4475's messages and the PROTOS c07-sip subset to

@@ -66,7 +66,7 @@ func (r *busSender) bye(c *call) []byte {
 
 // send publishes data to an edge's send subject (any edge when edgeID is empty)
 // and returns the status codes of every response, the final one last.
-func (r *busSender) send(t *testing.T, edgeID, dest string, data any) []int {
+func (r *busSender) send(t *testing.T, edgeID, dest string, data any, header ...string) []int {
 	t.Helper()
 	var payload []byte
 	var c *call
@@ -80,7 +80,14 @@ func (r *busSender) send(t *testing.T, edgeID, dest string, data any) []int {
 	if edgeID != "" {
 		subject = wire.EdgeSend(edgeID)
 	}
-	st, err := r.streamer.Open(subject, nats.Header{wire.HdrDest: {dest}}, payload)
+	h := nats.Header{}
+	if dest != "" {
+		h[wire.HdrDest] = []string{dest}
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		h[header[i]] = []string{header[i+1]}
+	}
+	st, err := r.streamer.Open(subject, h, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +164,23 @@ func waitExit(p *testutil.Proc, within time.Duration) error {
 		return p.Err()
 	case <-time.After(within):
 		return fmt.Errorf("still running after %v", within)
+	}
+}
+
+// readSIP reads one SIP message from a stream connection.
+func readSIP(t *testing.T, conn net.Conn) sip.Message {
+	t.Helper()
+	var data []byte
+	buf := make([]byte, 65535)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("read: %v (have %q)", err, data)
+		}
+		data = append(data, buf[:n]...)
+		if m, err := sip.ParseMessage(data); err == nil {
+			return m
+		}
 	}
 }
