@@ -22,6 +22,8 @@ type Ephemeral interface {
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
 	// Count returns the counter at key, 0 when absent or expired.
 	Count(ctx context.Context, key string) (int64, error)
+	// Counts is Count for several keys in one trip to the store.
+	Counts(ctx context.Context, keys ...string) ([]int64, error)
 	// Release drops key, whether a claim or a counter.
 	Release(ctx context.Context, key string) error
 }

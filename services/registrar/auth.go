@@ -180,11 +180,11 @@ func (a *authenticator) locked(ctx context.Context, source, user string) (bool, 
 	if user != "" {
 		keys = append(keys, "authfail:user:"+user)
 	}
-	for _, k := range keys {
-		n, err := a.eph.Count(ctx, k)
-		if err != nil {
-			return false, fmt.Errorf("registrar: lock-out %s: %w", k, err)
-		}
+	counts, err := a.eph.Counts(ctx, keys...)
+	if err != nil {
+		return false, fmt.Errorf("registrar: lock-out: %w", err)
+	}
+	for _, n := range counts {
 		if n >= a.maxFailures {
 			return true, nil
 		}

@@ -117,6 +117,18 @@ func (e *ephemeral) Count(_ context.Context, key string) (int64, error) {
 	return it.n, nil
 }
 
+func (e *ephemeral) Counts(_ context.Context, keys ...string) ([]int64, error) {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		it, _ := e.live(k, now)
+		out[i] = it.n
+	}
+	return out, nil
+}
+
 func (e *ephemeral) Release(_ context.Context, key string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

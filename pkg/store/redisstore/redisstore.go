@@ -105,6 +105,28 @@ func (e *ephemeral) Count(ctx context.Context, key string) (int64, error) {
 	return n, nil
 }
 
+// Counts pipelines one GET per key: the keys sit in different Cluster slots, so
+// no single MGET could read them.
+func (e *ephemeral) Counts(ctx context.Context, keys ...string) ([]int64, error) {
+	pipe := e.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, ephKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: counts: %w", err)
+	}
+	out := make([]int64, len(keys))
+	for i, c := range cmds {
+		n, err := c.Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("redisstore: count %s: %w", keys[i], err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
 func (e *ephemeral) Release(ctx context.Context, key string) error {
 	if err := e.rdb.Del(ctx, ephKey(key)).Err(); err != nil {
 		return fmt.Errorf("redisstore: release %s: %w", key, err)

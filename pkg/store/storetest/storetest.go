@@ -117,6 +117,12 @@ func ephemeralSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		if n := mustCount(t, e, key(t, "absent")); n != 0 {
 			t.Fatalf("count of absent key: got %d, want 0", n)
 		}
+		other := key(t, "b")
+		mustIncr(t, e, other, time.Minute)
+		ns, err := e.Counts(context.Background(), k, key(t, "absent"), other)
+		if err != nil || len(ns) != 3 || ns[0] != 3 || ns[1] != 0 || ns[2] != 1 {
+			t.Fatalf("counts: got %v %v, want [3 0 1]", ns, err)
+		}
 	})
 
 	t.Run("IncrWindowEnds", func(t *testing.T) {
