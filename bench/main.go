@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -159,9 +160,11 @@ type setup struct {
 	procs    []*exec.Cmd
 }
 
+// stop kills every process of the set-up with its children: each runs in its
+// own process group, because Kamailio's workers outlive a killed main process.
 func (s *setup) stop() {
 	for _, p := range s.procs {
-		_ = p.Process.Kill()
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 		_ = p.Wait()
 	}
 }
@@ -176,6 +179,7 @@ func (p params) startSetup(name string) (*setup, error) {
 	spawn := func(bin string, args ...string) error {
 		cmd := exec.Command(bin, args...)
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start %s: %w", bin, err)
 		}
