@@ -317,6 +317,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"cert without key", []string{"--tls-cert", cert}, "both --tls-cert and --tls-key"},
 		{"bad log level", []string{"--log-level", "trace"}, "--log-level"},
 		{"bad users file", []string{"--auth-users", users}, "--auth-users"},
+		{"bad SDP profile", []string{"--sdp-profile", garbage}, "--sdp-profile"},
 		{"missing users file", []string{"--auth-users", filepath.Join(dir, "none.json")}, "--auth-users"},
 		{"role without nats", []string{"--role", "uas"}, "give --nats"},
 		{"bad nats url", []string{"--nats", "127.0.0.1:4222"}, "--nats"},

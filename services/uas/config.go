@@ -3,7 +3,6 @@ package uas
 import (
 	"flag"
 	"fmt"
-	"os"
 )
 
 // Config is the uas role's part of the command line: the seed's call flags.
@@ -26,14 +25,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowPrivateReferTargets, "allow-private-refer-targets", false, "let REFER target private and loopback addresses")
 }
 
-// Validate checks the SDP profile names a preset or a readable file.
+// Validate checks the SDP profile is a preset or an SDP file with media.
 func (c *Config) Validate() error {
-	switch c.SDPProfile {
-	case "none", "audio-only", "audio-video":
-		return nil
-	}
-	if _, err := os.ReadFile(c.SDPProfile); err != nil {
-		return fmt.Errorf("--sdp-profile %q is not none, audio-only, audio-video or a readable SDP file: %w", c.SDPProfile, err)
+	if _, err := LoadCapabilities(c.SDPProfile); err != nil {
+		return fmt.Errorf("%w (want none, audio-only, audio-video or an SDP file)", err)
 	}
 	return nil
 }
