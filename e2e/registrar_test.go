@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/siphon-lab/siphon/e2e/lab"
+	"github.com/siphon-lab/siphon/pkg/testutil"
 )
 
 func upLab(t *testing.T, profile string, env map[string]string) *lab.Lab {
@@ -47,7 +48,7 @@ func TestRegistrarDigest(t *testing.T) {
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
 		if err != nil || !regexp.MustCompile(`Successful call\s+\|\s+\d+\s+\|\s+2\s`).Match(out) {
-			t.Fatalf("SIPp REGISTER with digest through the lab: %v\n%s", err, tail(string(out), 2000))
+			t.Fatalf("SIPp REGISTER with digest through the lab: %v\n%s", err, testutil.Tail(string(out), 2000))
 		}
 	}
 }
@@ -228,11 +229,4 @@ func registered(t *testing.T, target, user string) bool {
 	}
 	t.Fatalf("query for %s: no answer", user)
 	return false
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

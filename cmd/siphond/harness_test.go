@@ -99,19 +99,12 @@ func startWith(t *testing.T, env []string, edge bool, args ...string) *proc {
 		p.stop(syscall.SIGKILL)
 		if t.Failed() {
 			w.mu <- struct{}{}
-			t.Logf("siphond %v log:\n%s", args, tailString(p.log.String(), 6000))
+			t.Logf("siphond %v log:\n%s", args, testutil.Tail(p.log.String(), 6000))
 			<-w.mu
 		}
 	})
 	p.waitReady(t)
 	return p
-}
-
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 func (p *proc) stop(sig syscall.Signal) {
@@ -191,7 +184,7 @@ func sipp(t *testing.T, scenario, transport, target string, calls, rate int, ext
 func (r sippResult) mustPass(t *testing.T, calls int) {
 	t.Helper()
 	if r.rc != 0 || r.successful != calls || r.failed != 0 {
-		t.Fatalf("SIPp rc=%d successful=%d failed=%d, want %d successful:\n%s", r.rc, r.successful, r.failed, calls, tailString(r.output, 3000))
+		t.Fatalf("SIPp rc=%d successful=%d failed=%d, want %d successful:\n%s", r.rc, r.successful, r.failed, calls, testutil.Tail(r.output, 3000))
 	}
 }
 

@@ -14,7 +14,8 @@ type Recorder struct {
 
 // Respond implements responder: it parses back what would go on the bus.
 func (r *Recorder) Respond(data []byte, _ ...micro.RespondOpt) error {
-	msg, err := sip.ParseMessage(data)
+	// data is a pooled buffer, reused once Respond returns: keep a copy.
+	msg, err := sip.ParseMessage(append([]byte(nil), data...))
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,11 @@
 package sipbus
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
@@ -46,7 +48,12 @@ type responder interface {
 // Respond sends a response back through the edge. Call it once per response;
 // a final response (>= 200) must be the last.
 func (r *Request) Respond(res *sip.Response) error {
-	if err := r.reply.Respond([]byte(res.String())); err != nil {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	res.StringWrite(buf)
+	// NATS copies the payload before Respond returns, so the buffer is reusable.
+	if err := r.reply.Respond(buf.Bytes()); err != nil {
 		return fmt.Errorf("sipbus: respond %d to %s: %w", res.StatusCode, r.Method, err)
 	}
 	r.responses.WithLabelValues(r.role, string(r.Method), obs.Code(res.StatusCode)).Inc()
@@ -58,6 +65,8 @@ func (r *Request) Respond(res *sip.Response) error {
 func (r *Request) NewResponse(code int, reason string, body []byte) *sip.Response {
 	return sip.NewResponseFromRequest(r.Request, code, reason, body)
 }
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Handler serves one method.
 type Handler func(*Request)

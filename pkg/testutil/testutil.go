@@ -116,18 +116,19 @@ func Process(t testing.TB, path string, args ...string) *Proc {
 		logFile.Close()
 		if t.Failed() {
 			if out, err := os.ReadFile(logPath); err == nil {
-				t.Logf("%s output:\n%s", filepath.Base(path), tail(out, 4000))
+				t.Logf("%s output:\n%s", filepath.Base(path), Tail(string(out), 4000))
 			}
 		}
 	})
 	return p
 }
 
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
+// Tail is the last n bytes of s: enough of a long output to see why it failed.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
 	}
-	return b
+	return s
 }
 
 // WaitTCP waits until addr accepts TCP connections.
