@@ -53,6 +53,9 @@ type Registration struct {
 // Outcome is what a Registration did.
 type Outcome struct {
 	Added, Refreshed, Removed []Binding
+	// Expired are bindings found past their time and dropped on the way; they
+	// are not the sweep's any more, so the caller announces them.
+	Expired []Binding
 	// Current is the AOR's bindings afterwards, ordered by q.
 	Current []Binding
 }

@@ -62,6 +62,7 @@ func (r *Registrar) register(req *sipbus.Request) {
 			r.announce(EventAdded, out.Added)
 			r.announce(EventRefreshed, out.Refreshed)
 			r.announce(EventRemoved, out.Removed)
+			r.announce(EventExpired, out.Expired)
 		}
 	}
 	switch {

@@ -67,11 +67,17 @@ func (l *location) Register(_ context.Context, reg store.Registration, now time.
 		l.aors[reg.AOR] = cur
 	}
 	var out store.Outcome
+	// Drop what has expired first, as redisstore's script does, and hand it
+	// to the caller to announce.
+	for c, b := range cur {
+		if !b.Expires.After(now) {
+			out.Expired = append(out.Expired, b)
+			delete(cur, c)
+		}
+	}
 	if reg.Wildcard {
-		for c := range cur {
-			if b, ok := live(c); ok {
-				out.Removed = append(out.Removed, b)
-			}
+		for c, b := range cur {
+			out.Removed = append(out.Removed, b)
 			delete(cur, c)
 		}
 	}

@@ -88,57 +88,25 @@ for _, part in ipairs({out.added, out.refreshed, out.removed, out.expired, out.c
 end
 return reply`)
 
-// expireScript removes an AOR's expired bindings and reports them with the new
-// earliest expiry (0: none left).
+// expireScript removes an AOR's expired bindings. Reply, flat like
+// registerScript's: the new earliest expiry (0: none left), then a counted list
+// of the expired bindings (JSON).
 var expireScript = redis.NewScript(`
 local key, now = KEYS[1], tonumber(ARGV[1])
-local out, minexp = {expired = {}}, 0
+local expired, minexp = {}, 0
 local all = redis.call('HGETALL', key)
 for i = 1, #all, 2 do
   local v = all[i + 1]
   local sp = string.find(v, ' ', 1, true)
   local exp = tonumber(string.sub(v, 1, sp - 1))
   if exp <= now then
-    table.insert(out.expired, string.sub(v, sp + 1))
+    table.insert(expired, string.sub(v, sp + 1))
     redis.call('HDEL', key, all[i])
   elseif minexp == 0 or exp < minexp then minexp = exp end
 end
-out.min = minexp
-return cjson.encode(out)`)
-
-// jsonList decodes a Lua array of binding JSON strings; Redis's cjson writes an
-// empty Lua table as {} rather than [].
-type jsonList []string
-
-func (l *jsonList) UnmarshalJSON(b []byte) error {
-	if string(b) == "{}" {
-		*l = nil
-		return nil
-	}
-	return json.Unmarshal(b, (*[]string)(l))
-}
-
-func (l jsonList) bindings() ([]store.Binding, error) {
-	out := make([]store.Binding, 0, len(l))
-	for _, js := range l {
-		var b store.Binding
-		if err := json.Unmarshal([]byte(js), &b); err != nil {
-			return nil, fmt.Errorf("redisstore: stored binding: %w", err)
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
-
-type scriptResult struct {
-	OutOfOrder bool     `json:"out_of_order"`
-	Added      jsonList `json:"added"`
-	Refreshed  jsonList `json:"refreshed"`
-	Removed    jsonList `json:"removed"`
-	Expired    jsonList `json:"expired"`
-	Current    jsonList `json:"current"`
-	Min        int64    `json:"min"`
-}
+local reply = {tostring(minexp), tostring(#expired)}
+for _, v in ipairs(expired) do table.insert(reply, v) end
+return reply`)
 
 type location struct {
 	rdb redis.UniversalClient
@@ -207,6 +175,9 @@ func (l *location) Register(ctx context.Context, reg store.Registration, now tim
 		out.Refreshed = append(out.Refreshed, byContact[c])
 	}
 	if out.Removed, err = decodeBindings(lists[2]); err != nil {
+		return store.Outcome{}, err
+	}
+	if out.Expired, err = decodeBindings(lists[3]); err != nil {
 		return store.Outcome{}, err
 	}
 	if out.Current, err = decodeBindings(lists[4]); err != nil {
@@ -299,20 +270,21 @@ func (l *location) Expire(ctx context.Context, now time.Time, limit int) ([]stor
 	}
 	var out []store.Binding
 	for _, aor := range due {
-		raw, err := expireScript.Run(ctx, l.rdb, []string{locKey(aor)}, now.UnixMilli()).Text()
+		reply, err := expireScript.Run(ctx, l.rdb, []string{locKey(aor)}, now.UnixMilli()).StringSlice()
+		if err != nil || len(reply) == 0 {
+			return out, fmt.Errorf("redisstore: expire %s: %v", aor, err)
+		}
+		lists, err := splitLists(reply[1:], 1)
 		if err != nil {
 			return out, fmt.Errorf("redisstore: expire %s: %w", aor, err)
 		}
-		var res scriptResult
-		if err := json.Unmarshal([]byte(raw), &res); err != nil {
-			return out, fmt.Errorf("redisstore: expire %s: reply: %w", aor, err)
-		}
-		expired, err := res.Expired.bindings()
+		expired, err := decodeBindings(lists[0])
 		if err != nil {
 			return out, err
 		}
+		minExpiry, _ := strconv.ParseInt(reply[0], 10, 64)
 		out = append(out, expired...)
-		if err := l.index(ctx, aor, res.Min); err != nil {
+		if err := l.index(ctx, aor, minExpiry); err != nil {
 			return out, err
 		}
 	}

@@ -151,10 +151,11 @@ func locationSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		if got, _ := l.Lookup(ctx, aor, later); !equal(contacts(got), []string{"sip:e@long"}) {
 			t.Fatalf("lookup after expiry: %v", contacts(got))
 		}
-		// An expired binding is not "refreshed": re-registering it adds it.
+		// An expired binding is not "refreshed": re-registering it adds it, and
+		// the expiry found on the way is handed back to be announced.
 		out := register(t, l, store.Registration{AOR: aor, CallID: "c", CSeq: 2, Changes: []store.Change{{Binding: binding(aor, "sip:e@short", -1, hour, "c", 2)}}}, later)
-		if len(out.Added) != 1 {
-			t.Fatalf("re-adding an expired contact: %+v", out)
+		if len(out.Added) != 1 || !equal(contacts(out.Expired), []string{"sip:e@short"}) {
+			t.Fatalf("re-adding an expired contact: added %v expired %v", contacts(out.Added), contacts(out.Expired))
 		}
 	})
 
