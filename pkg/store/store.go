@@ -40,6 +40,7 @@ type Backend interface {
 	Ephemeral() Ephemeral
 	Location() Location
 	Secrets() Secrets
+	Dialogs() Dialogs
 	// Ping checks the backend answers; /readyz calls it.
 	Ping(ctx context.Context) error
 	Close() error

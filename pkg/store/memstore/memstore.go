@@ -16,6 +16,7 @@ type Backend struct {
 	eph *ephemeral
 	loc *location
 	sec *secrets
+	dlg *dialogs
 }
 
 // New returns an empty in-memory backend. now is the clock; nil means time.Now.
@@ -27,6 +28,7 @@ func New(now func() time.Time) *Backend {
 		eph: &ephemeral{now: now, items: map[string]item{}},
 		loc: newLocation(),
 		sec: &secrets{values: map[string][]byte{}},
+		dlg: newDialogs(now),
 	}
 }
 
@@ -35,6 +37,9 @@ func (b *Backend) Ephemeral() store.Ephemeral { return b.eph }
 
 // Location implements store.Backend.
 func (b *Backend) Location() store.Location { return b.loc }
+
+// Dialogs implements store.Backend.
+func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
 
 // Secrets implements store.Backend.
 func (b *Backend) Secrets() store.Secrets { return b.sec }

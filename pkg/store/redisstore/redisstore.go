@@ -23,6 +23,7 @@ type Backend struct {
 	eph *ephemeral
 	loc *location
 	sec *secrets
+	dlg *dialogs
 }
 
 // Open connects to url (redis://host:port/db). It does not wait for the server:
@@ -37,7 +38,7 @@ func Open(url string) (*Backend, error) {
 
 // New wraps a client.
 func New(rdb redis.UniversalClient) *Backend {
-	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}}
+	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: &dialogs{rdb: rdb}}
 }
 
 // Ephemeral implements store.Backend.
@@ -45,6 +46,9 @@ func (b *Backend) Ephemeral() store.Ephemeral { return b.eph }
 
 // Location implements store.Backend.
 func (b *Backend) Location() store.Location { return b.loc }
+
+// Dialogs implements store.Backend.
+func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
 
 // Secrets implements store.Backend.
 func (b *Backend) Secrets() store.Secrets { return b.sec }

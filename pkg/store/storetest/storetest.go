@@ -19,6 +19,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Ephemeral", func(t *testing.T) { ephemeralSuite(t, open) })
 	t.Run("Location", func(t *testing.T) { locationSuite(t, open) })
 	t.Run("Secrets", func(t *testing.T) { secretsSuite(t, open) })
+	t.Run("Dialogs", func(t *testing.T) { dialogSuite(t, open) })
 }
 
 var runID atomic.Int64
