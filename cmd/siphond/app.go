@@ -228,7 +228,10 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 		if err != nil {
 			return err
 		}
-		role := uas.New(o.uas, p.mode, o.shared.UserAgent, metrics, log)
+		role, err := uas.New(o.uas, p.mode, state, o.shared.UserAgent, metrics, log)
+		if err != nil {
+			return err
+		}
 		if err := role.Start(nc); err != nil {
 			return err
 		}

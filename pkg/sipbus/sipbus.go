@@ -38,6 +38,7 @@ type Request struct {
 	reply     responder
 	responses *prometheus.CounterVec
 	role      string
+	replyOpts []micro.RespondOpt
 }
 
 // responder is the part of micro.Request a Request answers through; tests use a Recorder.
@@ -53,7 +54,7 @@ func (r *Request) Respond(res *sip.Response) error {
 	buf.Reset()
 	res.StringWrite(buf)
 	// NATS copies the payload before Respond returns, so the buffer is reusable.
-	if err := r.reply.Respond(buf.Bytes()); err != nil {
+	if err := r.reply.Respond(buf.Bytes(), r.replyOpts...); err != nil {
 		return fmt.Errorf("sipbus: respond %d to %s: %w", res.StatusCode, r.Method, err)
 	}
 	r.responses.WithLabelValues(r.role, string(r.Method), obs.Code(res.StatusCode)).Inc()
@@ -87,6 +88,9 @@ type Options struct {
 	// goroutines; for handlers that wait (on the store). 0 runs each handler on
 	// the subscription's own goroutine: cheapest for handlers that never wait.
 	Workers int
+	// Replica, when set, is put on every response as Siphon-Replica, so the
+	// edge can reach this replica again (a CANCEL for the INVITE it holds).
+	Replica string
 }
 
 // Serve subscribes role to every method in handlers, in the role's queue group,
@@ -119,6 +123,10 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 			}()
 		}
 	}
+	var replyOpts []micro.RespondOpt
+	if opts.Replica != "" {
+		replyOpts = append(replyOpts, micro.WithHeaders(micro.Headers{wire.HdrReplica: {opts.Replica}}))
+	}
 	for method, h := range handlers {
 		requests := m.Requests.WithLabelValues(role, method)
 		handle := func(mr micro.Request) {
@@ -130,7 +138,7 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 				return
 			}
 			requests.Inc()
-			req.reply, req.responses, req.role = mr, m.Responses, role
+			req.reply, req.responses, req.role, req.replyOpts = mr, m.Responses, role, replyOpts
 			if work == nil {
 				h(req)
 				return

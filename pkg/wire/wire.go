@@ -29,6 +29,12 @@ const (
 	// EdgeSendAll matches the per-edge send subjects.
 	EdgeSendAll = "siphon.v1.edge.*.send"
 
+	// ReplicaT reaches one replica of a role directly: role, then the replica's
+	// id (which the replica puts on its responses as HdrReplica). The edge passes
+	// a CANCEL here to the replica holding the INVITE; a uas replica passes a
+	// PRACK it answered to the replica holding the INVITE it acknowledges.
+	ReplicaT = "siphon.v1.replica.%s.%s"
+
 	// EventT is a state change announced by a source role: source, then the event
 	// name (for example "registrar", "binding.added"). JSON payload, no reply.
 	EventT = "siphon.v1.event.%s.%s"
@@ -61,6 +67,9 @@ const (
 	// HdrTx is the edge's server transaction key for a request (edge → role); a
 	// CANCEL names the transaction it cancels with it.
 	HdrTx = "Siphon-Tx"
+	// HdrReplica is the id of the role replica that sent a response (role →
+	// edge); ReplicaT with it reaches that replica.
+	HdrReplica = "Siphon-Replica"
 	// HdrDest overrides where a message sent through the edge goes, as
 	// transport:host:port (role → edge). Without it the edge routes by the SIP rules.
 	HdrDest = "Siphon-Dest"
@@ -87,6 +96,11 @@ func SIPRequest(role, method string) string {
 // EdgeSend is the send subject of one edge.
 func EdgeSend(edgeID string) string {
 	return fmt.Sprintf(EdgeSendT, edgeID)
+}
+
+// Replica is the subject that reaches one replica of role.
+func Replica(role, id string) string {
+	return fmt.Sprintf(ReplicaT, role, id)
 }
 
 // Event is the subject of an event named name from source.

@@ -51,6 +51,7 @@ type Edge struct {
 	routes   map[string]*route
 	sendSvc  micro.Service
 	replay   *replayCache
+	acks     ackWaiters
 
 	mu    sync.Mutex
 	udp   net.PacketConn
@@ -67,6 +68,7 @@ func New(cfg Config, md mode.Mode, nc *nats.Conn, m *obs.Metrics, log *slog.Logg
 	}
 	e.routes = buildRoutes(md, m)
 	e.replay = newReplayCache()
+	e.acks.m = map[string]chan struct{}{}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(userAgent),
 		sipgo.WithUserAgentParser(edgeParser()),

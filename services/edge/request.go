@@ -36,6 +36,9 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 	switch {
 	case req.IsAck():
 		// An ACK is never answered; one for a 2xx goes to the role that sent the 2xx.
+		if req.Transport() == "UDP" {
+			e.acks.acked(req)
+		}
 		if routed {
 			r.requests.Inc()
 			e.forwardAck(req, r)
@@ -86,13 +89,35 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 	defer st.Close()
 	wait := time.NewTimer(e.cfg.RoleTimeout)
 	defer wait.Stop()
+	var inv *inviteRelay
+	var cancelled <-chan *sip.Request // nil unless INVITE: never ready
+	if req.IsInvite() {
+		inv = watchCancel(tx)
+		cancelled = inv.cancelled
+	}
 	for {
 		select {
+		case c := <-cancelled:
+			inv.cancel, cancelled = c, nil
+			if inv.replica != "" {
+				e.forwardCancel(r.role, inv.replica, c)
+				return
+			}
+			// No response from the role yet: its first names the replica.
 		case m := <-st.C():
 			if bus.IsNoResponders(m) {
 				e.reply(req, tx, 503, "Service Unavailable", "no "+r.role+" role is running",
 					sip.NewHeader("Retry-After", retryAfter))
 				return
+			}
+			if inv != nil {
+				if id := m.Header.Get(wire.HdrReplica); id != "" {
+					inv.replica = id
+				}
+				if inv.cancel != nil && inv.replica != "" {
+					e.forwardCancel(r.role, inv.replica, inv.cancel)
+					return
+				}
 			}
 			res, err := roleResponse(m.Data, req)
 			if err != nil {
@@ -107,6 +132,9 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			e.countResponse(req.Method, res.StatusCode)
 			if res.StatusCode >= 200 {
 				r.roundTrip.Observe(time.Since(start).Seconds())
+				if inv != nil && res.StatusCode < 300 && req.Transport() == "UDP" {
+					e.retransmit2xx(req, tx, res)
+				}
 				return
 			}
 			if req.IsInvite() {

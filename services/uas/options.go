@@ -1,6 +1,8 @@
 package uas
 
 import (
+	"strings"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
@@ -10,16 +12,12 @@ import (
 // accept is what bodies siphon understands (RFC 3261 §11.2).
 const accept = "application/sdp"
 
-// supported lists the option tags siphon implements. None yet: 100rel, timer
-// and replaces arrive with the call handling that honours them.
-const supported = ""
-
 // options answers OPTIONS with the capabilities of the running mode: Allow is
 // exactly the methods the mode serves (RFC 3261 §11.2).
 func (u *UAS) options(r *sipbus.Request) {
 	res := sipmsg.NewResponse(r.Request, 200, "OK", nil, u.ids)
 	res.AppendHeader(sip.NewHeader("Allow", u.allowFor(r)))
 	res.AppendHeader(sip.NewHeader("Accept", accept))
-	res.AppendHeader(sip.NewHeader("Supported", supported))
+	res.AppendHeader(sip.NewHeader("Supported", strings.Join(u.supported(), ", ")))
 	u.respond(r, res)
 }

@@ -1,7 +1,9 @@
 package uas
 
 import (
+	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -10,14 +12,31 @@ import (
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/store/memstore"
 )
 
-func request(t *testing.T, method string) *sip.Request {
+const offerPCMU = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+
+// message parses a request: method, To tag (empty for none), CSeq, extra header lines and body.
+func message(t *testing.T, method, toTag string, cseq int, extra []string, body string) *sip.Request {
 	t.Helper()
+	to := "<sip:siphond@127.0.0.1>"
+	if toTag != "" {
+		to += ";tag=" + toTag
+	}
 	raw := method + " sip:siphond@127.0.0.1 SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds;rport\r\n" +
-		"Max-Forwards: 70\r\nFrom: <sip:test@127.0.0.1>;tag=1928301774\r\nTo: <sip:siphond@127.0.0.1>\r\n" +
-		"Call-ID: a84b4c76e66710@127.0.0.1\r\nCSeq: 1 " + method + "\r\nContent-Length: 0\r\n\r\n"
+		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds" + method + ";rport\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:test@127.0.0.1>;tag=1928301774\r\nTo: " + to + "\r\n" +
+		"Call-ID: a84b4c76e66710@127.0.0.1\r\nCSeq: " + itoa(cseq) + " " + method + "\r\n" +
+		"Contact: <sip:test@127.0.0.1:5070>\r\n"
+	for _, h := range extra {
+		raw += h + "\r\n"
+	}
+	if body != "" {
+		raw += "Content-Type: application/sdp\r\n"
+	}
+	raw += "Content-Length: " + itoa(len(body)) + "\r\n\r\n" + body
 	msg, err := sip.ParseMessage([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
@@ -25,13 +44,40 @@ func request(t *testing.T, method string) *sip.Request {
 	return msg.(*sip.Request)
 }
 
-func newUAS(t *testing.T, modeName string) *UAS {
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func newUAS(t *testing.T, modeName string, cfg Config) *UAS {
 	t.Helper()
 	md, err := mode.Lookup(modeName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{}, md, "siphond/test", obs.NewMetrics(), slog.New(slog.DiscardHandler))
+	if cfg.SDPProfile == "" {
+		cfg.SDPProfile = "audio-only"
+	}
+	if cfg.DialogExpiry == 0 {
+		cfg.DialogExpiry = 3600e9
+	}
+	u, err := New(cfg, md, memstore.New(nil), "siphond/test", obs.NewMetrics(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func serve(u *UAS, req *sip.Request) *sipbus.Recorder {
+	r, rec := sipbus.NewTestRequest(req, "127.0.0.1:5070")
+	r.Local = "127.0.0.1:5060"
+	u.Handlers()[string(req.Method)](r)
+	return rec
+}
+
+func codes(rec *sipbus.Recorder) []int {
+	var out []int
+	for _, r := range rec.Responses {
+		out = append(out, r.StatusCode)
+	}
+	return out
 }
 
 func TestOptions(t *testing.T) {
@@ -46,24 +92,20 @@ func TestOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			u := newUAS(t, tt.mode)
-			req, rec := sipbus.NewTestRequest(request(t, "OPTIONS"), "127.0.0.1:5070")
-			u.Handlers()["OPTIONS"](req)
+			u := newUAS(t, tt.mode, Config{EnablePRACK: true})
+			rec := serve(u, message(t, "OPTIONS", "", 1, nil, ""))
 			// The same replica answers for whatever mode an edge announces.
-			other, otherRec := sipbus.NewTestRequest(request(t, "OPTIONS"), "127.0.0.1:5070")
+			other, otherRec := sipbus.NewTestRequest(message(t, "OPTIONS", "", 1, nil, ""), "127.0.0.1:5070")
 			other.Mode = "minimal"
-			newUAS(t, "full-uas").Handlers()["OPTIONS"](other)
+			newUAS(t, "full-uas", Config{}).Handlers()["OPTIONS"](other)
 			if got := otherRec.Last().GetHeader("Allow").Value(); got != "OPTIONS" {
 				t.Fatalf("uas started as full-uas, edge says minimal: Allow %q", got)
 			}
-			if len(rec.Responses) != 1 {
-				t.Fatalf("got %d responses, want 1", len(rec.Responses))
-			}
 			res := rec.Last()
-			if res.StatusCode != 200 {
-				t.Fatalf("got %d, want 200", res.StatusCode)
+			if len(rec.Responses) != 1 || res.StatusCode != 200 {
+				t.Fatalf("got %v, want one 200", codes(rec))
 			}
-			want := map[string]string{"Allow": tt.allow, "Accept": "application/sdp", "Supported": "", "Server": "siphond/test"}
+			want := map[string]string{"Allow": tt.allow, "Accept": "application/sdp", "Supported": "100rel, replaces", "Server": "siphond/test"}
 			for name, value := range want {
 				h := res.GetHeader(name)
 				if h == nil || h.Value() != value {
@@ -73,37 +115,166 @@ func TestOptions(t *testing.T) {
 			if tag, _ := res.To().Params.Get("tag"); tag == "" {
 				t.Error("200 to OPTIONS has no To tag (RFC 3261 §8.2.6.2)")
 			}
-			if via := res.Via(); !via.Params.Has("received") {
-				t.Errorf("Via lacks received for an rport request: %s", via)
+		})
+	}
+}
+
+// TestHandlersCoverModes: every method a mode routes to the uas has a handler,
+// CANCEL aside (the edge answers it and tells the replica holding the INVITE).
+func TestHandlersCoverModes(t *testing.T) {
+	h := newUAS(t, "minimal", Config{}).Handlers()
+	for _, name := range mode.Names() {
+		md, _ := mode.Lookup(name)
+		for _, r := range md.Routes {
+			if _, ok := h[r.Method]; r.Role == mode.RoleUAS && r.Method != "CANCEL" && !ok {
+				t.Errorf("%s: %s routed to the uas has no handler", name, r.Method)
+			}
+		}
+	}
+}
+
+// TestInvite: the answers an INVITE gets before any dialog exists.
+func TestInvite(t *testing.T) {
+	noCommon := strings.Replace(strings.Replace(offerPCMU, "RTP/AVP 0 101", "RTP/AVP 18", 1), "a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000", 1)
+	tests := []struct {
+		name    string
+		cfg     Config
+		extra   []string
+		body    string
+		want    []int
+		warning string
+	}{
+		{"basic", Config{AutoAcceptCalls: true}, nil, offerPCMU, []int{100, 180, 200}, ""},
+		{"late offer", Config{AutoAcceptCalls: true}, nil, "", []int{100, 180, 200}, ""},
+		{"busy", Config{AutoAcceptCalls: false}, nil, offerPCMU, []int{486}, "auto-accept-calls"},
+		{"no common codec", Config{AutoAcceptCalls: true}, nil, noCommon, []int{488}, "305 siphon-uas"},
+		{"malformed SDP", Config{AutoAcceptCalls: true}, nil, "v=0\r\nthis is not sdp\r\n", []int{400}, "malformed SDP"},
+		{"100rel required, PRACK off", Config{AutoAcceptCalls: true}, []string{"Require: 100rel"}, offerPCMU, []int{420}, "enable-prack"},
+		{"unknown extension", Config{AutoAcceptCalls: true, EnablePRACK: true}, []string{"Require: foo"}, offerPCMU, []int{420}, "foo"},
+		{"session interval too small", Config{AutoAcceptCalls: true, EnableSessionTimers: true, SessionExpires: 1800, MinSE: 90},
+			[]string{"Supported: timer", "Session-Expires: 60"}, offerPCMU, []int{422}, "Min-SE"},
+		{"replaces an unknown dialog", Config{AutoAcceptCalls: true}, []string{"Replaces: nope@x;to-tag=a;from-tag=b"}, offerPCMU, []int{481}, "Replaces"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUAS(t, "full-uas", tt.cfg)
+			rec := serve(u, message(t, "INVITE", "", 1, tt.extra, tt.body))
+			if got := codes(rec); len(got) != len(tt.want) || got[len(got)-1] != tt.want[len(tt.want)-1] {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			res := rec.Last()
+			if tt.warning != "" {
+				w := res.GetHeader("Warning")
+				if w == nil || !strings.Contains(w.Value()+res.String(), tt.warning) {
+					t.Fatalf("%d lacks a Warning with %q:\n%s", res.StatusCode, tt.warning, res)
+				}
+			}
+			if res.StatusCode == 200 {
+				if !strings.Contains(string(res.Body()), "m=audio") || res.Contact() == nil {
+					t.Fatalf("200 without SDP or Contact:\n%s", res)
+				}
+				tag, _ := res.To().Params.Get("tag")
+				if tag2, _ := rec.Responses[1].To().Params.Get("tag"); tag == "" || tag != tag2 {
+					t.Fatalf("180 and 200 tags %q %q: must be one, non-empty", tag2, tag)
+				}
 			}
 		})
 	}
 }
 
-// TestHandlersCoverMode: every method any mode routes to the uas gets an
-// answer; unbuilt ones say 501 rather than vanish.
-func TestHandlersCoverMode(t *testing.T) {
-	u := newUAS(t, "minimal")
-	h := u.Handlers()
-	for _, name := range mode.Names() {
-		md, _ := mode.Lookup(name)
-		for _, r := range md.Routes {
-			if _, ok := h[r.Method]; r.Role == mode.RoleUAS && !ok {
-				t.Errorf("%s: %s routed to the uas has no handler", name, r.Method)
-			}
+// setUpCall sets up a call on u and returns the local tag.
+func setUpCall(t *testing.T, u *UAS, body string) string {
+	t.Helper()
+	rec := serve(u, message(t, "INVITE", "", 1, nil, body))
+	res := rec.Last()
+	if res.StatusCode != 200 {
+		t.Fatalf("INVITE: %d", res.StatusCode)
+	}
+	tag, _ := res.To().Params.Get("tag")
+	return tag
+}
+
+func TestInDialog(t *testing.T) {
+	hold := strings.Replace(offerPCMU, "a=rtpmap:101", "a=sendonly\r\na=rtpmap:101", 1)
+	hold = strings.Replace(hold, "o=alice 1 1", "o=alice 1 2", 1)
+	u := newUAS(t, "full-uas", Config{AutoAcceptCalls: true})
+	tag := setUpCall(t, u, offerPCMU)
+	ctx := context.Background()
+	id := store.DialogID("a84b4c76e66710@127.0.0.1", tag)
+
+	rec := serve(u, message(t, "INVITE", tag, 2, nil, hold))
+	if res := rec.Last(); res.StatusCode != 200 || !strings.Contains(string(res.Body()), "a=recvonly") || !strings.Contains(string(res.Body()), " 2 IN IP4") {
+		t.Fatalf("hold: want 200 with a=recvonly and o= version 2, got\n%s", res)
+	}
+	rec = serve(u, message(t, "INVITE", tag, 2, nil, offerPCMU))
+	if res := rec.Last(); res.StatusCode != 500 {
+		t.Fatalf("re-INVITE with a used CSeq: %d, want 500", res.StatusCode)
+	}
+	rec = serve(u, message(t, "INVITE", tag, 3, nil, offerPCMU))
+	if res := rec.Last(); res.StatusCode != 200 || !strings.Contains(string(res.Body()), "a=sendrecv") || !strings.Contains(string(res.Body()), " 3 IN IP4") {
+		t.Fatalf("resume: want 200 with a=sendrecv and o= version 3, got\n%s", res)
+	}
+	rec = serve(u, message(t, "INVITE", tag, 4, nil, offerPCMU))
+	if res := rec.Last(); !strings.Contains(string(res.Body()), " 3 IN IP4") {
+		t.Fatalf("an unchanged offer raised the o= version:\n%s", res.Body())
+	}
+	for _, m := range []string{"INFO", "UPDATE", "MESSAGE"} {
+		if rec := serve(u, message(t, m, tag, 10+len(m), nil, "")); rec.Last().StatusCode != 200 {
+			t.Fatalf("%s: %d", m, rec.Last().StatusCode)
+		}
+		if rec := serve(u, message(t, m, "unknown", 40, nil, "")); rec.Last().StatusCode != 481 {
+			t.Fatalf("%s in an unknown dialog: %d, want 481", m, rec.Last().StatusCode)
 		}
 	}
-	if _, ok := h["REGISTER"]; ok {
-		t.Error("the uas handles REGISTER, which every mode routes to the registrar")
+	if rec := serve(u, message(t, "BYE", tag, 50, nil, "")); rec.Last().StatusCode != 200 {
+		t.Fatalf("BYE: %d", rec.Last().StatusCode)
 	}
-	req, rec := sipbus.NewTestRequest(request(t, "INFO"), "127.0.0.1:5070")
-	h["INFO"](req)
-	if res := rec.Last(); res == nil || res.StatusCode != 501 || !strings.Contains(res.GetHeader("Warning").Value(), "INFO") {
-		t.Fatalf("INFO: got %v, want 501 with a Warning naming INFO", res)
+	if _, err := u.dialogs.Get(ctx, id); err == nil {
+		t.Fatal("dialog still stored after BYE")
 	}
-	ack, rec := sipbus.NewTestRequest(request(t, "ACK"), "127.0.0.1:5070")
-	h["ACK"](ack)
-	if len(rec.Responses) != 0 {
-		t.Fatal("an ACK was answered")
+	if rec := serve(u, message(t, "BYE", tag, 51, nil, "")); rec.Last().StatusCode != 481 {
+		t.Fatalf("second BYE: %d, want 481", rec.Last().StatusCode)
+	}
+}
+
+func TestLateOfferAnswerFromACK(t *testing.T) {
+	u := newUAS(t, "full-uas", Config{AutoAcceptCalls: true})
+	tag := setUpCall(t, u, "")
+	ctx := context.Background()
+	id := store.DialogID("a84b4c76e66710@127.0.0.1", tag)
+	if d, _ := u.dialogs.Get(ctx, id); !d.OfferPending {
+		t.Fatal("late offer: no offer recorded as pending")
+	}
+	if rec := serve(u, message(t, "ACK", tag, 1, nil, offerPCMU)); len(rec.Responses) != 0 {
+		t.Fatal("ACK answered")
+	}
+	d, _ := u.dialogs.Get(ctx, id)
+	if d.OfferPending || d.RemoteSDP != offerPCMU {
+		t.Fatalf("answer in ACK not taken: pending %v remote %q", d.OfferPending, d.RemoteSDP)
+	}
+}
+
+func TestRefer(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		refer []string
+		want  int
+	}{
+		{"off", Config{AutoAcceptCalls: true}, []string{"Refer-To: <sip:carol@192.0.2.9>"}, 403},
+		{"no Refer-To", Config{AutoAcceptCalls: true, EnableRefer: true}, nil, 400},
+		{"loopback target", Config{AutoAcceptCalls: true, EnableRefer: true}, []string{"Refer-To: <sip:carol@127.0.0.1:5099>"}, 403},
+		{"private target", Config{AutoAcceptCalls: true, EnableRefer: true}, []string{"Refer-To: sip:carol@10.1.2.3"}, 403},
+		{"not a SIP URI", Config{AutoAcceptCalls: true, EnableRefer: true}, []string{"Refer-To: <mailto:carol@example.com>"}, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUAS(t, "full-uas", tt.cfg)
+			tag := setUpCall(t, u, offerPCMU)
+			rec := serve(u, message(t, "REFER", tag, 2, tt.refer, ""))
+			if rec.Last().StatusCode != tt.want {
+				t.Fatalf("got %d, want %d:\n%s", rec.Last().StatusCode, tt.want, rec.Last())
+			}
+		})
 	}
 }

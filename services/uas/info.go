@@ -1,0 +1,29 @@
+package uas
+
+import (
+	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/store"
+)
+
+// info takes an INFO inside a dialog (RFC 6086) and publishes what it carried
+// as info.received, so a test sees the DTMF or whatever arrived. RFC 6086
+// legacy INFO without Info-Package is accepted too, as phones send it.
+func (u *UAS) info(r *sipbus.Request) {
+	id, ok := inDialogID(r)
+	if !ok {
+		u.answerInDialog(r, store.ErrDialogNotFound)
+		return
+	}
+	ctx, cancel := u.ctx()
+	defer cancel()
+	d, err := store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error { return u.takeRequest(d, r) })
+	if err != nil {
+		u.answerInDialog(r, err)
+		return
+	}
+	u.reply(r, 200, "OK", "")
+	ev := dialogEvent(EventInfo, d)
+	ev.ContentType, ev.Body = header(r.Request, "Content-Type", "c"), string(r.Body())
+	ev.InfoPackage = header(r.Request, "Info-Package", "")
+	u.announce(ev)
+}
