@@ -5,6 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 )
@@ -18,6 +19,21 @@ func (u *UAS) options(r *sipbus.Request) {
 	res := sipmsg.NewResponse(r.Request, 200, "OK", nil, u.ids)
 	res.AppendHeader(sip.NewHeader("Allow", u.allowFor(r)))
 	res.AppendHeader(sip.NewHeader("Accept", accept))
-	res.AppendHeader(sip.NewHeader("Supported", strings.Join(u.supported(), ", ")))
+	supported := ""
+	if u.callsIn(r) {
+		supported = strings.Join(u.supported(), ", ")
+	}
+	res.AppendHeader(sip.NewHeader("Supported", supported))
 	u.respond(r, res)
+}
+
+// callsIn says whether the mode r's edge runs sends calls to the uas: only then
+// do the call extensions it supports mean anything to the asker.
+func (u *UAS) callsIn(r *sipbus.Request) bool {
+	md, err := mode.Lookup(r.Mode)
+	if err != nil {
+		md = u.mode
+	}
+	role, ok := md.RoleFor("INVITE")
+	return ok && role == mode.RoleUAS
 }

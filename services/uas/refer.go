@@ -127,7 +127,22 @@ func privateTarget(target *sip.Uri) string {
 func (u *UAS) transfer(d *store.Dialog, eventID string, target *sip.Uri, extra []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
-	u.notifyRefer(ctx, d.ID, eventID, "SIP/2.0 100 Trying", false)
+	// NOTIFYs go out in order on their own goroutine: a referrer slow to answer
+	// one must not hold up the transfer call.
+	type note struct {
+		frag  string
+		final bool
+	}
+	notes := make(chan note, 16)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		for n := range notes {
+			u.notifyRefer(ctx, d.ID, eventID, n.frag, n.final)
+		}
+	}()
+	defer func() { close(notes); <-notified }()
+	notes <- note{frag: "SIP/2.0 100 Trying"}
 	callID, fromTag := u.ids.CallID(mediaHost(d)), u.ids.Tag()
 	out := &store.Dialog{
 		ID: store.DialogID(callID, fromTag), CallID: callID, LocalTag: fromTag,
@@ -155,7 +170,7 @@ func (u *UAS) transfer(d *store.Dialog, eventID string, target *sip.Uri, extra [
 	res, err := u.send(ctx, wire.EdgeSendAny, nats.Header{}, invite, func(p *sip.Response) {
 		if p.StatusCode > 100 && !reported[p.StatusCode] {
 			reported[p.StatusCode] = true
-			u.notifyRefer(ctx, d.ID, eventID, "SIP/2.0 "+strconv.Itoa(p.StatusCode)+" "+p.Reason, false)
+			notes <- note{frag: "SIP/2.0 " + strconv.Itoa(p.StatusCode) + " " + p.Reason}
 		}
 	})
 	final := "SIP/2.0 503 Service Unavailable"
@@ -167,7 +182,7 @@ func (u *UAS) transfer(d *store.Dialog, eventID string, target *sip.Uri, extra [
 			u.transferAnswered(ctx, out, res)
 		}
 	}
-	u.notifyRefer(ctx, d.ID, eventID, final, true)
+	notes <- note{frag: final, final: true}
 }
 
 // transferAnswered ACKs the transfer call's 2xx and keeps it as a dialog, so the

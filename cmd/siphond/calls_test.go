@@ -1,0 +1,374 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+)
+
+// The call tests drive a running siphond in full-uas or call-server mode: SIPp
+// for the flows SIPp users run, and a scripted UA (ua_test.go) where the test
+// must play the far end too. Events are read from the NATS server the siphond
+// under test uses.
+
+const offer = "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+	"m=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+
+// offerWith is offer with the audio line's codecs and an attribute changed.
+func offerWith(version, formats, attr string) string {
+	s := strings.Replace(offer, "o=caller 1 1", "o=caller 1 "+version, 1)
+	s = strings.Replace(s, "RTP/AVP 0 8 101", "RTP/AVP "+formats, 1)
+	if attr != "" {
+		s += "a=" + attr + "\r\n"
+	}
+	return s
+}
+
+func body(m sip.Message) string {
+	switch v := m.(type) {
+	case *sip.Response:
+		return string(v.Body())
+	case *sip.Request:
+		return string(v.Body())
+	}
+	return ""
+}
+
+func wantCode(t *testing.T, res *sip.Response, code int) {
+	t.Helper()
+	if res.StatusCode != code {
+		t.Fatalf("got %d, want %d:\n%s", res.StatusCode, code, res)
+	}
+}
+
+func wantBody(t *testing.T, m sip.Message, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(body(m), p) {
+			t.Fatalf("body lacks %q:\n%s", p, body(m))
+		}
+	}
+}
+
+// uasLab is one siphond on its own NATS server, with its events watched.
+func uasLab(t *testing.T, args ...string) (*proc, *uasEvents) {
+	t.Helper()
+	url := testutil.NATSServer(t).URL
+	p := start(t, true, append([]string{"--mode", "full-uas", "--nats", url}, args...)...)
+	return p, watchUASEvents(t, url)
+}
+
+func TestCallsWithSIPp(t *testing.T) {
+	p := start(t, true, "--mode", "call-server")
+	for _, transport := range []string{"u1", "t1"} {
+		sipp(t, "testdata/call-basic.xml", transport, p.sip, 20, 20).mustPass(t, 20)
+	}
+	if n := p.counter(t, "siphon_sip_responses_total", "role", "uas", "method", "BYE", "code", "200"); n != 40 {
+		t.Fatalf("uas answered %v BYEs with 200, want 40", n)
+	}
+}
+
+func TestCancelWithSIPp(t *testing.T) {
+	p, ev := uasLab(t, "--answer-delay", "30s")
+	sipp(t, "testdata/call-cancel.xml", "u1", p.sip, 5, 10).mustPass(t, 5)
+	for range 5 {
+		ev.await("call.cancelled", "")
+	}
+}
+
+func TestCallFlows(t *testing.T) {
+	p, ev := uasLab(t, "--allow-private-refer-targets")
+
+	t.Run("basic call, hold and resume", func(t *testing.T) {
+		d := newUA(t, p.sip).call()
+		res := d.established(nil, offer)
+		wantBody(t, res, "m=audio 40000 RTP/AVP 0 8 101", "a=sendrecv", "o=siphon ")
+		ev.await("call.started", d.callID)
+		res = d.invite(nil, offerWith("2", "0 8 101", "sendonly"))
+		wantCode(t, res, 200)
+		d.ack(res.CSeq().SeqNo, "")
+		wantBody(t, res, "a=recvonly", " 2 IN IP4 ")
+		res = d.invite(nil, offerWith("3", "0 8 101", ""))
+		wantCode(t, res, 200)
+		d.ack(res.CSeq().SeqNo, "")
+		wantBody(t, res, "a=sendrecv", " 3 IN IP4 ")
+		// Codec change: PCMA only.
+		res = d.invite(nil, offerWith("4", "8", ""))
+		wantCode(t, res, 200)
+		d.ack(res.CSeq().SeqNo, "")
+		wantBody(t, res, "RTP/AVP 8\r\n", " 4 IN IP4 ")
+		wantCode(t, d.do("BYE", nil, ""), 200)
+		ev.await("call.ended", d.callID)
+		wantCode(t, d.do("BYE", nil, ""), 481)
+	})
+
+	t.Run("late offer", func(t *testing.T) {
+		d := newUA(t, p.sip).call()
+		res := d.invite(nil, "")
+		wantCode(t, res, 200)
+		wantBody(t, res, "m=audio", "a=rtpmap:0 PCMU/8000")
+		d.ack(res.CSeq().SeqNo, offerWith("1", "0", "")) // the answer
+		got := ev.await("call.answered", d.callID)
+		if !strings.Contains(got.Body, "RTP/AVP 0") {
+			t.Fatalf("answer in the ACK not taken: %+v", got)
+		}
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
+	t.Run("no common codec", func(t *testing.T) {
+		d := newUA(t, p.sip).call()
+		res := d.invite(nil, offerWith("1", "18", "rtpmap:18 G729/8000"))
+		wantCode(t, res, 488)
+		if w := res.GetHeader("Warning"); w == nil || !strings.HasPrefix(w.Value(), "305 ") {
+			t.Fatalf("488 without Warning 305: %v", w)
+		}
+	})
+
+	t.Run("malformed SDP", func(t *testing.T) {
+		d := newUA(t, p.sip).call()
+		wantCode(t, d.invite(nil, "v=0\r\nm=broken\r\n"), 400)
+	})
+
+	t.Run("unknown dialog", func(t *testing.T) {
+		d := newUA(t, p.sip).call()
+		d.toTag = "no-such-tag"
+		for _, m := range []string{"BYE", "INFO", "UPDATE", "PRACK", "INVITE"} {
+			hdrs := []string(nil)
+			if m == "PRACK" {
+				hdrs = []string{"RAck: 1 1 INVITE"}
+			}
+			if res := d.do(m, hdrs, ""); res.StatusCode != 481 {
+				t.Errorf("%s in an unknown dialog: %d, want 481", m, res.StatusCode)
+			}
+		}
+	})
+
+	t.Run("UPDATE, INFO and MESSAGE", func(t *testing.T) {
+		d := newUA(t, p.sip).call()
+		d.established(nil, offer)
+		res := d.do("UPDATE", nil, offerWith("2", "0 101", "sendonly"))
+		wantCode(t, res, 200)
+		wantBody(t, res, "a=recvonly", "RTP/AVP 0 101")
+		res = d.do("INFO", []string{"Info-Package: dtmf", "Content-Type: application/dtmf-relay"}, "Signal=5\r\nDuration=160\r\n")
+		wantCode(t, res, 200)
+		info := ev.await("info.received", d.callID)
+		if info.Body != "Signal=5\r\nDuration=160\r\n" || info.ContentType != "application/dtmf-relay" || info.InfoPackage != "dtmf" {
+			t.Fatalf("info.received: %+v", info)
+		}
+		wantCode(t, d.do("MESSAGE", []string{"Content-Type: text/plain"}, "in the call"), 200)
+		if got := ev.await("message.received", d.callID); got.Body != "in the call" {
+			t.Fatalf("message.received: %+v", got)
+		}
+		out := newUA(t, p.sip).call()
+		wantCode(t, out.do("MESSAGE", []string{"Content-Type: text/plain"}, "outside any dialog"), 200)
+		if got := ev.await("message.received", out.callID); got.Body != "outside any dialog" || got.ContentType != "text/plain" {
+			t.Fatalf("message.received: %+v", got)
+		}
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
+	t.Run("PRACK", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		raw, cseq := d.req("INVITE", []string{"Supported: 100rel"}, offer)
+		u.send(raw)
+		first := u.response("INVITE", cseq, 180)
+		if first.GetHeader("Require") == nil || first.GetHeader("Require").Value() != "100rel" || first.GetHeader("RSeq") == nil {
+			t.Fatalf("180 is not reliable:\n%s", first)
+		}
+		rseq := first.GetHeader("RSeq").Value()
+		d.toTag, _ = first.To().Params.Get("tag")
+		// Unacknowledged, it comes again (T1 later over UDP).
+		if again := u.response("INVITE", cseq, 180); again.GetHeader("RSeq").Value() != rseq {
+			t.Fatalf("retransmitted 180 has RSeq %s, want %s", again.GetHeader("RSeq").Value(), rseq)
+		}
+		wantCode(t, d.do("PRACK", []string{"RAck: 999 1 INVITE"}, ""), 481)
+		wantCode(t, d.do("PRACK", []string{"RAck: " + rseq + " 1 INVITE"}, ""), 200)
+		res := u.final("INVITE", cseq)
+		wantCode(t, res, 200)
+		d.ack(cseq, "")
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
+	t.Run("blind transfer", func(t *testing.T) {
+		a := newUA(t, p.sip)
+		carol := newUA(t, p.sip)
+		d := a.call()
+		d.established(nil, offer)
+		res := d.do("REFER", []string{"Refer-To: <sip:carol@" + carol.addr + ">", "Referred-By: <sip:caller@" + a.addr + ">"}, "")
+		wantCode(t, res, 202)
+		inv := carol.request("INVITE", 10*time.Second)
+		if inv.GetHeader("Referred-By") == nil || !strings.Contains(string(inv.Body()), "m=audio") {
+			t.Fatalf("transfer INVITE lacks Referred-By or an offer:\n%s", inv)
+		}
+		notify := func(frag string, last bool) {
+			t.Helper()
+			n := a.request("NOTIFY", 10*time.Second)
+			a.answer(n, 200, "OK", "", nil, "")
+			state := n.GetHeader("Subscription-State").Value()
+			if !strings.HasPrefix(string(n.Body()), frag) || n.GetHeader("Event").Value() != "refer;id=2" ||
+				!strings.HasPrefix(n.GetHeader("Content-Type").Value(), "message/sipfrag") {
+				t.Fatalf("NOTIFY: want %q, got\n%s", frag, n)
+			}
+			if last != strings.HasPrefix(state, "terminated") {
+				t.Fatalf("NOTIFY %q with Subscription-State %q", frag, state)
+			}
+		}
+		notify("SIP/2.0 100 Trying", false)
+		carol.answer(inv, 180, "Ringing", "carol1", nil, "")
+		notify("SIP/2.0 180 Ringing", false)
+		carol.answer(inv, 200, "OK", "carol1", nil, offerWith("1", "0", ""))
+		carol.request("ACK", 10*time.Second)
+		notify("SIP/2.0 200 OK", true)
+		// The transfer call is a dialog like any other: carol hangs up.
+		bye := "BYE sip:siphon@" + p.sip + " SIP/2.0\r\nVia: SIP/2.0/UDP " + carol.addr + ";branch=z9hG4bKcarolbye;rport\r\n" +
+			"Max-Forwards: 70\r\nFrom: " + inv.To().Value() + ";tag=carol1\r\nTo: " + inv.From().Value() + "\r\n" +
+			"Call-ID: " + inv.CallID().Value() + "\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+		carol.send(bye)
+		wantCode(t, carol.final("BYE", 1), 200)
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
+	t.Run("attended transfer with Replaces", func(t *testing.T) {
+		a, b := newUA(t, p.sip), newUA(t, p.sip)
+		first := a.call()
+		first.established(nil, offer)
+		second := b.call()
+		replaces := "Replaces: " + first.callID + ";to-tag=" + first.toTag + ";from-tag=" + first.fromTag
+		second.established([]string{replaces}, offer)
+		bye := a.request("BYE", 10*time.Second)
+		a.answer(bye, 200, "OK", "", nil, "")
+		if bye.CallID().Value() != first.callID {
+			t.Fatalf("BYE for %s, want the replaced call %s", bye.CallID().Value(), first.callID)
+		}
+		ev.await("call.replaced", first.callID)
+		wantCode(t, first.do("BYE", nil, ""), 481)
+		wantCode(t, second.do("BYE", nil, ""), 200)
+		// A Replaces naming no dialog is refused.
+		third := b.call()
+		wantCode(t, third.invite([]string{replaces}, offer), 481)
+	})
+}
+
+func TestCallRefusals(t *testing.T) {
+	t.Run("auto-accept off", func(t *testing.T) {
+		p := start(t, true, "--mode", "full-uas", "--auto-accept-calls=false")
+		wantCode(t, newUA(t, p.sip).call().invite(nil, offer), 486)
+	})
+	t.Run("100rel required, PRACK off", func(t *testing.T) {
+		p := start(t, true, "--mode", "call-server", "--enable-prack=false")
+		res := newUA(t, p.sip).call().invite([]string{"Require: 100rel"}, offer)
+		wantCode(t, res, 420)
+		if h := res.GetHeader("Unsupported"); h == nil || h.Value() != "100rel" {
+			t.Fatalf("420 without Unsupported: 100rel:\n%s", res)
+		}
+	})
+	t.Run("private REFER target", func(t *testing.T) {
+		p := start(t, true, "--mode", "full-uas")
+		d := newUA(t, p.sip).call()
+		d.established(nil, offer)
+		wantCode(t, d.do("REFER", []string{"Refer-To: <sip:carol@127.0.0.1:5999>"}, ""), 403)
+	})
+}
+
+func TestSessionTimers(t *testing.T) {
+	p, ev := uasLab(t, "--enable-session-timers", "--min-se", "2", "--session-expires", "1800")
+
+	t.Run("too small", func(t *testing.T) {
+		res := newUA(t, p.sip).call().invite([]string{"Supported: timer", "Session-Expires: 1"}, offer)
+		wantCode(t, res, 422)
+		if h := res.GetHeader("Min-SE"); h == nil || h.Value() != "2" {
+			t.Fatalf("422 without Min-SE: 2:\n%s", res)
+		}
+	})
+
+	t.Run("uas refreshes", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		res := d.established([]string{"Supported: timer", "Session-Expires: 4;refresher=uas"}, offer)
+		if h := res.GetHeader("Session-Expires"); h == nil || h.Value() != "4;refresher=uas" {
+			t.Fatalf("200 Session-Expires: %v", h)
+		}
+		for range 2 { // refreshed at half the interval, again and again
+			reinv := u.request("INVITE", 5*time.Second)
+			u.answer(reinv, 200, "OK", "", []string{"Session-Expires: 4;refresher=uas", "Require: timer"}, offer)
+			u.request("ACK", 5*time.Second)
+			ev.await("session.refreshed", d.callID)
+		}
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
+	t.Run("session expires", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		res := d.established([]string{"Supported: timer", "Session-Expires: 3"}, offer)
+		if h := res.GetHeader("Session-Expires"); h == nil || h.Value() != "3;refresher=uac" || res.GetHeader("Require") == nil {
+			t.Fatalf("200 Session-Expires %v, Require %v: want 3;refresher=uac and Require: timer", h, res.GetHeader("Require"))
+		}
+		started := time.Now()
+		bye := u.request("BYE", 10*time.Second) // no refresh from this side
+		u.answer(bye, 200, "OK", "", nil, "")
+		ev.await("session.expired", d.callID)
+		if waited := time.Since(started); waited > 4*time.Second {
+			t.Fatalf("session of 3 s ended after %v", waited)
+		}
+	})
+
+	t.Run("UAC refresh keeps the session", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		d.established([]string{"Supported: timer", "Session-Expires: 3;refresher=uac"}, offer)
+		for range 3 {
+			time.Sleep(time.Second) // the UAC's own refresh schedule, not synchronisation
+			res := d.do("UPDATE", []string{"Supported: timer", "Session-Expires: 3;refresher=uac"}, "")
+			wantCode(t, res, 200)
+		}
+		wantCode(t, d.do("BYE", nil, ""), 200) // still up after 3 s > interval - margin
+	})
+}
+
+func TestSDPFileProfile(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "pcma.sdp")
+	sdp := "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 0 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+	if err := os.WriteFile(profile, []byte(sdp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, true, "--mode", "call-server", "--sdp-profile", profile)
+	d := newUA(t, p.sip).call()
+	res := d.established(nil, offer)
+	wantBody(t, res, "m=audio 40000 RTP/AVP 8 101\r\n")
+	if strings.Contains(body(res), "PCMU") {
+		t.Fatalf("answer has PCMU, which the profile lacks:\n%s", body(res))
+	}
+	wantCode(t, d.do("BYE", nil, ""), 200)
+	wantCode(t, newUA(t, p.sip).call().invite(nil, offerWith("1", "0", "")), 488)
+}
+
+// TestByeOnAnotherReplica: dialogs live in Redis, so the BYE of a call the
+// first uas replica answered is served by a second one after the first died.
+func TestByeOnAnotherReplica(t *testing.T) {
+	redisURL := testutil.Redis(t)
+	natsURL := testutil.NATSServer(t).URL
+	common := []string{"--mode", "full-uas", "--nats", natsURL, "--redis", redisURL}
+	edge := start(t, true, append(common, "--role", "edge")...)
+	ev := watchUASEvents(t, natsURL)
+	first := start(t, false, append(common, "--role", "uas")...)
+
+	d := newUA(t, edge.sip).call()
+	d.established(nil, offer)
+	answeredBy := ev.await("call.started", d.callID).Replica
+
+	start(t, false, append(common, "--role", "uas")...)
+	first.stop(syscall.SIGKILL)
+	wantCode(t, d.do("BYE", nil, ""), 200)
+	if endedBy := ev.await("call.ended", d.callID).Replica; endedBy == answeredBy {
+		t.Fatalf("BYE served by %s, the replica that was killed", endedBy)
+	}
+}

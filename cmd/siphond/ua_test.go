@@ -1,0 +1,289 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+// ua is a scripted SIP user agent on a UDP socket, for the call tests that
+// need to play both sides (answer the uas's re-INVITEs, NOTIFYs and BYEs) and
+// to see every header. Messages are written by hand so a test shows exactly
+// what goes on the wire; sipgo's parser reads what comes back.
+type ua struct {
+	t       *testing.T
+	conn    *net.UDPConn
+	addr    string // this UA's host:port
+	server  *net.UDPAddr
+	in      chan sip.Message
+	backlog []sip.Message
+}
+
+func newUA(t *testing.T, server string) *ua {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &ua{t: t, conn: conn, addr: conn.LocalAddr().String(), server: srv, in: make(chan sip.Message, 64)}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				close(u.in)
+				return
+			}
+			msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+			if err == nil {
+				u.in <- msg
+			}
+		}
+	}()
+	return u
+}
+
+func (u *ua) send(raw string) {
+	u.t.Helper()
+	if _, err := u.conn.WriteToUDP([]byte(raw), u.server); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// await returns the first message that matches, keeping the others for later.
+func (u *ua) await(what string, within time.Duration, match func(sip.Message) bool) sip.Message {
+	u.t.Helper()
+	for i, m := range u.backlog {
+		if match(m) {
+			u.backlog = append(u.backlog[:i:i], u.backlog[i+1:]...)
+			return m
+		}
+	}
+	deadline := time.After(within)
+	for {
+		select {
+		case m, ok := <-u.in:
+			if !ok {
+				u.t.Fatalf("socket closed awaiting %s", what)
+			}
+			if match(m) {
+				return m
+			}
+			u.backlog = append(u.backlog, m)
+		case <-deadline:
+			u.t.Fatalf("no %s within %v; had %d other messages: %s", what, within, len(u.backlog), summary(u.backlog))
+		}
+	}
+}
+
+func summary(ms []sip.Message) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, strings.SplitN(m.String(), "\r\n", 2)[0])
+	}
+	return strings.Join(s, " | ")
+}
+
+// final waits for the final response to the request of method with cseq.
+func (u *ua) final(method string, cseq uint32) *sip.Response {
+	u.t.Helper()
+	return u.response(method, cseq, 0)
+}
+
+// response waits for the response of status code (any final when 0) to method/cseq.
+func (u *ua) response(method string, cseq uint32, code int) *sip.Response {
+	u.t.Helper()
+	what := method + " response " + strconv.Itoa(code)
+	return u.await(what, 10*time.Second, func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		if !ok || string(r.CSeq().MethodName) != method || r.CSeq().SeqNo != cseq {
+			return false
+		}
+		return (code == 0 && r.StatusCode >= 200) || r.StatusCode == code
+	}).(*sip.Response)
+}
+
+// request waits for a request of method sent to this UA.
+func (u *ua) request(method string, within time.Duration) *sip.Request {
+	u.t.Helper()
+	return u.await(method+" request", within, func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && string(r.Method) == method
+	}).(*sip.Request)
+}
+
+// answer responds to req (a request the uas sent this UA).
+func (u *ua) answer(req *sip.Request, code int, reason, toTag string, hdrs []string, body string) {
+	u.t.Helper()
+	var b strings.Builder
+	b.WriteString("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n")
+	for _, v := range req.GetHeaders("Via") {
+		b.WriteString("Via: " + v.Value() + "\r\n")
+	}
+	to := req.To().Value()
+	if toTag != "" && !req.To().Params.Has("tag") {
+		to += ";tag=" + toTag
+	}
+	b.WriteString("From: " + req.From().Value() + "\r\nTo: " + to + "\r\nCall-ID: " + req.CallID().Value() + "\r\n")
+	b.WriteString("CSeq: " + req.CSeq().Value() + "\r\n")
+	if code < 300 && req.Method == sip.INVITE {
+		b.WriteString("Contact: <sip:ua@" + u.addr + ">\r\n")
+	}
+	u.send(finish(&b, hdrs, body))
+}
+
+func finish(b *strings.Builder, hdrs []string, body string) string {
+	for _, h := range hdrs {
+		b.WriteString(h + "\r\n")
+	}
+	if body != "" && !strings.Contains(strings.Join(hdrs, "\n"), "Content-Type") {
+		b.WriteString("Content-Type: application/sdp\r\n")
+	}
+	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	return b.String()
+}
+
+// dialog is the caller's side of one call.
+type dialog struct {
+	u       *ua
+	callID  string
+	fromTag string
+	toTag   string
+	cseq    uint32
+	ruri    string
+	branch  int
+}
+
+var callSeq int
+
+// call starts a dialog toward the uas; nothing is sent yet.
+func (u *ua) call() *dialog {
+	callSeq++
+	n := strconv.Itoa(callSeq)
+	return &dialog{u: u, callID: "call-" + n + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@test",
+		fromTag: "caller" + n, ruri: "sip:service@" + u.server.String()}
+}
+
+// req builds a request in the dialog; ACK and CANCEL reuse the INVITE's CSeq,
+// others take the next.
+func (d *dialog) req(method string, hdrs []string, body string) (string, uint32) {
+	if method != "ACK" && method != "CANCEL" {
+		d.cseq++
+	}
+	d.branch++
+	to := "<sip:service@" + d.u.server.String() + ">"
+	if d.toTag != "" && method != "CANCEL" {
+		to += ";tag=" + d.toTag
+	}
+	var b strings.Builder
+	b.WriteString(method + " " + d.ruri + " SIP/2.0\r\n")
+	b.WriteString("Via: SIP/2.0/UDP " + d.u.addr + ";branch=z9hG4bK" + d.fromTag + "x" + strconv.Itoa(d.branch) + ";rport\r\n")
+	b.WriteString("Max-Forwards: 70\r\nFrom: <sip:caller@" + d.u.addr + ">;tag=" + d.fromTag + "\r\nTo: " + to + "\r\n")
+	b.WriteString("Call-ID: " + d.callID + "\r\nCSeq: " + strconv.FormatUint(uint64(d.cseq), 10) + " " + method + "\r\n")
+	b.WriteString("Contact: <sip:caller@" + d.u.addr + ">\r\n")
+	return finish(&b, hdrs, body), d.cseq
+}
+
+// do sends a request in the dialog and returns its final response.
+func (d *dialog) do(method string, hdrs []string, body string) *sip.Response {
+	d.u.t.Helper()
+	raw, cseq := d.req(method, hdrs, body)
+	d.u.send(raw)
+	return d.u.final(method, cseq)
+}
+
+// invite sends an INVITE and returns its final response, taking the To tag.
+func (d *dialog) invite(hdrs []string, body string) *sip.Response {
+	d.u.t.Helper()
+	res := d.do("INVITE", hdrs, body)
+	if tag, ok := res.To().Params.Get("tag"); ok && d.toTag == "" {
+		d.toTag = tag
+	}
+	return res
+}
+
+// ack acknowledges a 2xx to the INVITE with cseq.
+func (d *dialog) ack(cseq uint32, body string) {
+	saved := d.cseq
+	d.cseq = cseq
+	raw, _ := d.req("ACK", nil, body)
+	d.cseq = saved
+	d.u.send(raw)
+}
+
+// established makes a call with offer and ACKs it.
+func (d *dialog) established(hdrs []string, offer string) *sip.Response {
+	d.u.t.Helper()
+	res := d.invite(hdrs, offer)
+	if res.StatusCode != 200 {
+		d.u.t.Fatalf("INVITE: got %d, want 200:\n%s", res.StatusCode, res)
+	}
+	d.ack(res.CSeq().SeqNo, "")
+	return res
+}
+
+// uasEvents collects the uas's events from a NATS server.
+type uasEvents struct {
+	t  *testing.T
+	ch chan *nats.Msg
+}
+
+func watchUASEvents(t *testing.T, url string) *uasEvents {
+	t.Helper()
+	nc := testutil.Conn(t, url)
+	ch := make(chan *nats.Msg, 256)
+	if _, err := nc.ChanSubscribe(wire.Event("uas", ">"), ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &uasEvents{t: t, ch: ch}
+}
+
+type uasEvent struct {
+	Event       string `json:"event"`
+	CallID      string `json:"call_id"`
+	ContentType string `json:"content_type"`
+	Body        string `json:"body"`
+	InfoPackage string `json:"info_package"`
+	Replica     string `json:"replica"`
+	Reason      string `json:"reason"`
+}
+
+// await returns the next event named name about callID (any call when "").
+func (e *uasEvents) await(name, callID string) uasEvent {
+	e.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-e.ch:
+			var ev uasEvent
+			if err := json.Unmarshal(m.Data, &ev); err != nil {
+				e.t.Fatalf("event %s: %v", m.Subject, err)
+			}
+			if m.Subject != wire.Event("uas", ev.Event) {
+				e.t.Fatalf("event %s on subject %s", ev.Event, m.Subject)
+			}
+			if ev.Event == name && (callID == "" || ev.CallID == callID) {
+				return ev
+			}
+		case <-deadline:
+			e.t.Fatalf("no %s event for %s within 10s", name, callID)
+		}
+	}
+}
