@@ -42,12 +42,13 @@ test-e2e: images
 	cd e2e && go vet ./... && $(E2E_ENV) go test -count=1 -timeout 20m -v ./...
 
 # bench: OPTIONS (embedded, multi-process), then REGISTER without and with
-# digest against Kamailio in the same run. Reports land in bench/results/.
+# digest against Kamailio in the same run, then calls per second against SIPp's own uas. Reports land in bench/results/.
 bench: build
 	./scripts/install-deps.sh --bench
 	./bench/run.sh
 	./bench/run.sh --mode registrar --setups kamailio,embedded,multi
 	./bench/run.sh --mode registrar --auth --setups kamailio,embedded,multi --rates 1000,2000,3000,4000,5000,6000
+	./bench/run.sh --mode calls --setups sipp-uas,embedded,multi --rates 1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000
 
 clean:
 	rm -rf bin bench/results

@@ -29,10 +29,11 @@ import (
 // params is one benchmark run.
 type params struct {
 	siphond, sippDir, kamailioCfg string
-	mode                          string // minimal (OPTIONS) or registrar (REGISTER)
+	mode                          string // minimal (OPTIONS), registrar (REGISTER) or calls (INVITE-ACK-BYE)
 	auth                          bool
 	users                         int
 	work                          string // scratch directory: users files
+	callLength                    time.Duration
 }
 
 func main() {
@@ -40,12 +41,13 @@ func main() {
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
 	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio/registrar.cfg", "Kamailio registrar configuration")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS) or registrar (REGISTER)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER) or calls (INVITE-ACK-BYE against call-server)")
+	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
 	flag.BoolVar(&p.auth, "auth", false, "registrar: digest authentication on (each registration is 401 then 200)")
 	flag.IntVar(&p.users, "users", 150000, "registrar: distinct users in the SIPp CSV")
 	rates := flag.String("rates", "2000,4000,6000,8000,10000,12000", "call rates to try, ascending")
 	duration := flag.Duration("duration", 10*time.Second, "length of each rate step")
-	setups := flag.String("setups", "embedded,multi", "set-ups to measure: embedded, multi, kamailio (registrar mode)")
+	setups := flag.String("setups", "embedded,multi", "set-ups to measure: embedded, multi, kamailio (registrar mode), sipp-uas (calls mode: SIPp's own uas, the tool's ceiling)")
 	out := flag.String("out", "", "also write the report (markdown) to this file")
 	flag.Parse()
 	if err := run(p, *rates, *setups, *duration, *out); err != nil {
@@ -95,8 +97,10 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 		all[name] = results
 		order = append(order, name)
 	}
-	if ref, ok := all["kamailio"]; ok {
-		writeRatios(report, order, all, ref)
+	for _, ref := range []string{"kamailio", "sipp-uas"} {
+		if rs, ok := all[ref]; ok {
+			writeRatios(report, order, all, ref, rs)
+		}
 	}
 	fmt.Print(report.String())
 	if out != "" {
@@ -118,9 +122,13 @@ func (p params) load() (loadSpec, error) {
 	switch p.mode {
 	case "minimal":
 		return loadSpec{scenario: filepath.Join(p.sippDir, "options.xml"), unit: "OPTIONS", describe: "SIPp OPTIONS"}, nil
+	case "calls":
+		return loadSpec{scenario: filepath.Join(p.sippDir, "call.xml"), unit: "call",
+			args:     []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
+			describe: fmt.Sprintf("SIPp calls: INVITE with SDP, 100/180/200, ACK, %v, BYE (response time: INVITE to 200)", p.callLength)}, nil
 	case "registrar":
 	default:
-		return loadSpec{}, fmt.Errorf("--mode %q: want minimal or registrar", p.mode)
+		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar or calls", p.mode)
 	}
 	csv := filepath.Join(p.work, "users.csv")
 	users := filepath.Join(p.work, "users.json")
@@ -171,7 +179,11 @@ func (s *setup) stop() {
 
 func (p params) startSetup(name string) (*setup, error) {
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	common := []string{"--mode", p.mode, "--log-level", "warn"}
+	siphondMode := p.mode
+	if p.mode == "calls" {
+		siphondMode = "call-server"
+	}
+	common := []string{"--mode", siphondMode, "--log-level", "warn"}
 	if p.mode == "registrar" && p.auth {
 		common = append(common, "--auth", "--auth-users", filepath.Join(p.work, "users.json"), "--auth-max-failures", "1000000")
 	}
@@ -204,15 +216,18 @@ func (p params) startSetup(name string) (*setup, error) {
 		waitTCP(natsAddr)
 		role, shared := "uas", []string{"--nats", "nats://" + natsAddr}
 		s.describe = "nats-server + siphond --role edge + siphond --role uas"
-		if p.mode == "registrar" {
+		if p.mode == "registrar" || p.mode == "calls" {
 			redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 			_, rport, _ := net.SplitHostPort(redisAddr)
 			if err := spawn("redis-server", "--bind", "127.0.0.1", "--port", rport, "--save", "", "--appendonly", "no", "--dir", p.work); err != nil {
 				return nil, fmt.Errorf("%w (apt-get install redis-server)", err)
 			}
 			waitTCP(redisAddr)
-			role, shared = "registrar", append(shared, "--redis", "redis://"+redisAddr+"/0")
-			s.describe = "nats-server + redis-server + siphond --role edge + siphond --role registrar"
+			shared = append(shared, "--redis", "redis://"+redisAddr+"/0")
+			if p.mode == "registrar" {
+				role = "registrar"
+			}
+			s.describe = "nats-server + redis-server + siphond --role edge + siphond --role " + role
 		}
 		me, mr := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
 		if err := spawn(p.siphond, append(append(common, shared...), "--role", "edge", "--udp-bind", sipAddr, "--tcp-bind", "", "--metrics-bind", me)...); err != nil {
@@ -239,8 +254,26 @@ func (p params) startSetup(name string) (*setup, error) {
 			s.stop()
 			return nil, err
 		}
+	case "sipp-uas":
+		if p.mode != "calls" {
+			return nil, errors.New("the sipp-uas set-up answers calls: use --mode calls")
+		}
+		host, port, _ := net.SplitHostPort(sipAddr)
+		dir, err := os.MkdirTemp(p.work, "sipp-uas")
+		if err != nil {
+			return nil, err
+		}
+		if err := spawn("sipp", "-sn", "uas", "-i", host, "-p", port, "-nostdin", "-buff_size", "4194304",
+			"-trace_err", "-error_file", filepath.Join(dir, "errors.log")); err != nil {
+			return nil, err
+		}
+		s.describe = "SIPp " + sippVersion() + " -sn uas (180, 200, BYE answered): the ceiling of the tool on this machine"
+		if err := waitBound(sipAddr); err != nil {
+			s.stop()
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("unknown set-up %q (want embedded, multi or kamailio)", name)
+		return nil, fmt.Errorf("unknown set-up %q (want embedded, multi, kamailio or sipp-uas)", name)
 	}
 	for _, m := range ready {
 		if err := waitReady(m); err != nil {
@@ -404,9 +437,10 @@ func writeTable(w io.Writer, name, describe, unit string, rs []result) {
 	fmt.Fprintln(w)
 }
 
-// writeRatios compares every set-up with the reference (Kamailio): the highest
-// rate with no failure, and CPU per call at the highest rate both passed.
-func writeRatios(w io.Writer, order []string, all map[string][]result, ref []result) {
+// writeRatios compares every set-up with the reference (Kamailio, or SIPp's own
+// uas): the highest rate with no failure, and CPU per call at the highest rate
+// both passed.
+func writeRatios(w io.Writer, order []string, all map[string][]result, refName string, ref []result) {
 	best := func(rs []result) (int, map[int]float64) {
 		b, cpu := 0, map[int]float64{}
 		for _, r := range rs {
@@ -418,9 +452,8 @@ func writeRatios(w io.Writer, order []string, all map[string][]result, ref []res
 		return b, cpu
 	}
 	refBest, refCPU := best(ref)
-	fmt.Fprintln(w, "Against Kamailio, same run, same machine:")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| set-up | highest rate, no failure | ratio to Kamailio | CPU per call at the highest rate both held | ratio to Kamailio |")
+	fmt.Fprintf(w, "Against %s, same run, same machine:\n\n", refName)
+	fmt.Fprintf(w, "| set-up | highest rate, no failure | ratio to %s | CPU per call at the highest rate both held | ratio to %s |\n", refName, refName)
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
 	for _, name := range order {
 		b, cpu := best(all[name])
@@ -499,6 +532,21 @@ func waitSIP(addr string) error {
 		time.Sleep(100 * time.Millisecond) // a refused port answers at once
 	}
 	return fmt.Errorf("nothing answers SIP at %s", addr)
+}
+
+// waitBound waits until something holds the UDP port of addr: SIPp's uas
+// answers nothing but its scenario, so a probe request would get no answer.
+func waitBound(addr string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing bound %s", addr)
 }
 
 func kamailioVersion() string {

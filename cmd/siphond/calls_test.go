@@ -109,6 +109,20 @@ func TestCallFlows(t *testing.T) {
 		wantCode(t, d.do("BYE", nil, ""), 481)
 	})
 
+	t.Run("2xx retransmitted until ACK", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		res := d.invite(nil, offer)
+		wantCode(t, res, 200)
+		again := u.response("INVITE", res.CSeq().SeqNo, 200) // T1 later, no ACK yet
+		if tag, _ := again.To().Params.Get("tag"); tag != d.toTag {
+			t.Fatalf("retransmitted 200 has tag %q, want %q", tag, d.toTag)
+		}
+		d.ack(res.CSeq().SeqNo, "")
+		u.quiet(t, 2500*time.Millisecond) // the next retransmission was due within 2 s
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
 	t.Run("late offer", func(t *testing.T) {
 		d := newUA(t, p.sip).call()
 		res := d.invite(nil, "")

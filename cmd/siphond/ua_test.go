@@ -126,6 +126,16 @@ func (u *ua) request(method string, within time.Duration) *sip.Request {
 	}).(*sip.Request)
 }
 
+// quiet asserts nothing arrives for d: what a UA must stop sending has stopped.
+func (u *ua) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case m := <-u.in:
+		t.Fatalf("expected silence for %v, got %s", d, strings.SplitN(m.String(), "\r\n", 2)[0])
+	case <-time.After(d):
+	}
+}
+
 // answer responds to req (a request the uas sent this UA).
 func (u *ua) answer(req *sip.Request, code int, reason, toTag string, hdrs []string, body string) {
 	u.t.Helper()

@@ -95,9 +95,22 @@ func (a *ackWaiters) acked(ack *sip.Request) {
 	}
 }
 
+// acceptedInvite sees a 2xx to an INVITE through, then ends its transaction.
+// sipgo would keep it in Accepted for Timer L (64·T1) to absorb retransmitted
+// INVITEs; once the ACK is here (UDP) or at once (a stream, where the UAC never
+// retransmits), none can come, and 32 s of transactions at thousands of calls per
+// second is most of the edge's heap.
+func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	if req.Transport() == "UDP" && !e.retransmit2xx(req, tx, res) {
+		return
+	}
+	tx.Terminate()
+}
+
 // retransmit2xx resends res on tx over UDP at T1, 2·T1, … capped at T2, until
-// the ACK for it comes or 64·T1 has passed (RFC 3261 §13.3.1.4).
-func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+// the ACK for it comes or 64·T1 has passed (RFC 3261 §13.3.1.4). It reports
+// whether the ACK came.
+func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) bool {
 	k := ackKey(req.CallID().Value(), req.CSeq().SeqNo)
 	ack := make(chan struct{})
 	e.acks.mu.Lock()
@@ -118,15 +131,15 @@ func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *si
 	for {
 		select {
 		case <-ack:
-			return
+			return true
 		case <-giveUp.C:
 			e.log.Info("no ACK for a 2xx", "call_id", req.CallID().Value())
-			return
+			return false
 		case <-tx.Done():
-			return
+			return false
 		case <-next.C:
 			if err := tx.Respond(res); err != nil {
-				return
+				return false
 			}
 			interval = min(2*interval, sip.T2)
 			next.Reset(interval)

@@ -132,8 +132,8 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			e.countResponse(req.Method, res.StatusCode)
 			if res.StatusCode >= 200 {
 				r.roundTrip.Observe(time.Since(start).Seconds())
-				if inv != nil && res.StatusCode < 300 && req.Transport() == "UDP" {
-					e.retransmit2xx(req, tx, res)
+				if inv != nil && res.StatusCode < 300 {
+					e.acceptedInvite(req, tx, res)
 				}
 				return
 			}
