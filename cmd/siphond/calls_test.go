@@ -365,6 +365,20 @@ func TestSDPFileProfile(t *testing.T) {
 	wantCode(t, newUA(t, p.sip).call().invite(nil, offerWith("1", "0", "")), 488)
 }
 
+// TestDialogExpiry: a call whose BYE never comes is forgotten after
+// --dialog-expiry without a request, and announced.
+func TestDialogExpiry(t *testing.T) {
+	p, ev := uasLab(t, "--dialog-expiry", "2s")
+	d := newUA(t, p.sip).call()
+	started := time.Now()
+	d.established(nil, offer)
+	ev.await("dialog.expired", d.callID)
+	if waited := time.Since(started); waited < 2*time.Second {
+		t.Fatalf("dialog forgotten after %v, before --dialog-expiry 2s", waited)
+	}
+	wantCode(t, d.do("BYE", nil, ""), 481)
+}
+
 // TestByeOnAnotherReplica: dialogs live in Redis, so the BYE of a call the
 // first uas replica answered is served by a second one after the first died.
 func TestByeOnAnotherReplica(t *testing.T) {

@@ -53,8 +53,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--min-se %d: must be at least 1 second", c.MinSE)
 	case c.SessionExpires < c.MinSE:
 		return fmt.Errorf("--session-expires %d: must be at least --min-se %d", c.SessionExpires, c.MinSE)
-	case c.DialogExpiry < time.Minute:
-		return fmt.Errorf("--dialog-expiry %v: must be at least a minute", c.DialogExpiry)
+	case c.DialogExpiry < time.Second:
+		return fmt.Errorf("--dialog-expiry %v: must be at least a second", c.DialogExpiry)
 	}
 	return nil
 }

@@ -337,6 +337,20 @@ func (u *UAS) refuseOffer(r *sipbus.Request, err error) {
 	u.reply(r, ne.code, ne.reason, detail, hdrs...)
 }
 
+// refuseChange answers a request that could not change the session: its offer,
+// an offer crossing ours (491), or the dialog itself (481, 500).
+func (u *UAS) refuseChange(r *sipbus.Request, err error) {
+	var ne *negotiationError
+	switch {
+	case errors.As(err, &ne):
+		u.refuseOffer(r, err)
+	case errors.Is(err, errOfferPending):
+		u.reply(r, 491, "Request Pending", err.Error())
+	default:
+		u.answerInDialog(r, err)
+	}
+}
+
 // errOfferPending: an offer crossed this side's own (RFC 3261 §14.2: 491).
 var errOfferPending = errors.New("an offer of this side is still unanswered")
 
@@ -370,16 +384,8 @@ func (u *UAS) reinvite(r *sipbus.Request) {
 		u.applyTimer(d, st)
 		return nil
 	})
-	var ne *negotiationError
-	switch {
-	case errors.As(err, &ne):
-		u.refuseOffer(r, err)
-		return
-	case errors.Is(err, errOfferPending):
-		u.reply(r, 491, "Request Pending", err.Error())
-		return
-	case err != nil:
-		u.answerInDialog(r, err)
+	if err != nil {
+		u.refuseChange(r, err)
 		return
 	}
 	u.respond(r, u.ok(r, d, st))

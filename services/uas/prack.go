@@ -49,12 +49,7 @@ func (u *UAS) prack(r *sipbus.Request) {
 		u.reply(r, 481, "Call/Transaction Does Not Exist", err.Error())
 		return
 	case err != nil:
-		var ne *negotiationError
-		if errors.As(err, &ne) {
-			u.refuseOffer(r, err)
-			return
-		}
-		u.answerInDialog(r, err)
+		u.refuseChange(r, err)
 		return
 	}
 	var body []byte

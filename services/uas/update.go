@@ -1,8 +1,6 @@
 package uas
 
 import (
-	"errors"
-
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
 )
@@ -43,16 +41,8 @@ func (u *UAS) update(r *sipbus.Request) {
 		}
 		return nil
 	})
-	var ne *negotiationError
-	switch {
-	case errors.As(err, &ne):
-		u.refuseOffer(r, err)
-		return
-	case errors.Is(err, errOfferPending):
-		u.reply(r, 491, "Request Pending", err.Error())
-		return
-	case err != nil:
-		u.answerInDialog(r, err)
+	if err != nil {
+		u.refuseChange(r, err)
 		return
 	}
 	var body []byte

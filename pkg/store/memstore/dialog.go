@@ -27,6 +27,14 @@ type storedDialog struct {
 	expires time.Time
 }
 
+func (it storedDialog) decode() (*store.Dialog, error) {
+	var d store.Dialog
+	if err := json.Unmarshal(it.data, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 func newDialogs(now func() time.Time) *dialogs {
 	return &dialogs{now: now, items: map[string]storedDialog{}}
 }
@@ -67,11 +75,7 @@ func (s *dialogs) Get(_ context.Context, id string) (*store.Dialog, error) {
 	if !ok {
 		return nil, store.ErrDialogNotFound
 	}
-	var d store.Dialog
-	if err := json.Unmarshal(it.data, &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return it.decode()
 }
 
 func (s *dialogs) Update(_ context.Context, d *store.Dialog) error {
@@ -100,11 +104,7 @@ func (s *dialogs) Delete(_ context.Context, id string) (*store.Dialog, error) {
 	if !ok {
 		return nil, store.ErrDialogNotFound
 	}
-	var d store.Dialog
-	if err := json.Unmarshal(it.data, &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return it.decode()
 }
 
 func (s *dialogs) Due(_ context.Context, now time.Time, limit int) ([]*store.Dialog, error) {
@@ -121,13 +121,13 @@ func (s *dialogs) Due(_ context.Context, now time.Time, limit int) ([]*store.Dia
 		if _, ok := s.live(id, s.now()); !ok {
 			continue
 		}
-		var d store.Dialog
-		if err := json.Unmarshal(it.data, &d); err != nil {
+		d, err := it.decode()
+		if err != nil {
 			return out, err
 		}
 		it.claimed = true
 		s.items[id] = it
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, nil
 }
