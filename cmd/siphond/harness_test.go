@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ import (
 
 var siphondBin string
 
+// buildFlags are the go build flags of the siphond under test.
+var buildFlags []string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "siphond-test")
 	if err != nil {
@@ -36,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	siphondBin = filepath.Join(dir, "siphond")
-	build := exec.Command("go", "build", "-o", siphondBin, ".")
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", siphondBin, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build siphond:", err)
@@ -97,6 +101,12 @@ func startWith(t *testing.T, env []string, edge bool, args ...string) *proc {
 	}
 	t.Cleanup(func() {
 		p.stop(syscall.SIGKILL)
+		w.mu <- struct{}{}
+		raced := strings.Contains(p.log.String(), "WARNING: DATA RACE")
+		<-w.mu
+		if raced { // a siphond built with GOFLAGS=-race found one
+			t.Errorf("siphond %v reported a data race", args)
+		}
 		if t.Failed() {
 			w.mu <- struct{}{}
 			t.Logf("siphond %v log:\n%s", args, testutil.Tail(p.log.String(), 6000))
