@@ -75,6 +75,16 @@ func TestCallsWithSIPp(t *testing.T) {
 	}
 }
 
+// TestPRACKWithSIPp: SIPp requires 100rel, reads RSeq from the 180 and PRACKs
+// it; the 200 follows.
+func TestPRACKWithSIPp(t *testing.T) {
+	p := start(t, true, "--mode", "call-server")
+	sipp(t, "testdata/call-prack.xml", "u1", p.sip, 10, 10).mustPass(t, 10)
+	if n := p.counter(t, "siphon_sip_responses_total", "role", "uas", "method", "PRACK", "code", "200"); n != 10 {
+		t.Fatalf("uas answered %v PRACKs with 200, want 10", n)
+	}
+}
+
 func TestCancelWithSIPp(t *testing.T) {
 	p, ev := uasLab(t, "--answer-delay", "30s")
 	sipp(t, "testdata/call-cancel.xml", "u1", p.sip, 5, 10).mustPass(t, 5)
