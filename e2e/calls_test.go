@@ -68,7 +68,7 @@ func TestCallsSurviveUASKill(t *testing.T) {
 			t.Logf("%d calls up (per replica %v); killed %s, which answered %v of them",
 				calls, perReplica, replicas[victim].Name, perReplica[victim])
 			out := <-sippDone
-			if !regexp.MustCompile(`Successful call\s+\|\s+\d+\s+\|\s+` + strconv.Itoa(calls) + `\s`).MatchString(out) ||
+			if !regexp.MustCompile(`Successful call\s+\|\s+\d+\s+\|\s+`+strconv.Itoa(calls)+`\s`).MatchString(out) ||
 				!regexp.MustCompile(`Failed call\s+\|\s+\d+\s+\|\s+0\s`).MatchString(out) {
 				t.Fatalf("calls did not all end with BYE → 200 after the kill:\n%s", testutil.Tail(out, 3000))
 			}
