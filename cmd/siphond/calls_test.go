@@ -260,6 +260,29 @@ func TestCallFlows(t *testing.T) {
 		wantCode(t, d.do("BYE", nil, ""), 200)
 	})
 
+	t.Run("attended transfer: REFER carrying Replaces", func(t *testing.T) {
+		a, carol := newUA(t, p.sip), newUA(t, p.sip)
+		d := a.call()
+		d.established(nil, offer)
+		// The transferor holds a consultation call with carol; the uas is to take it over.
+		referTo := "Refer-To: <sip:carol@" + carol.addr + "?Replaces=consult-1%40test%3Bto-tag%3Dcarol7%3Bfrom-tag%3Dxfer3>"
+		wantCode(t, d.do("REFER", []string{referTo}, ""), 202)
+		inv := carol.request("INVITE", 10*time.Second)
+		if h := inv.GetHeader("Replaces"); h == nil || h.Value() != "consult-1@test;to-tag=carol7;from-tag=xfer3" {
+			t.Fatalf("transfer INVITE Replaces: %v\n%s", h, inv)
+		}
+		carol.answer(inv, 200, "OK", "carol2", nil, offerWith("1", "0", ""))
+		carol.request("ACK", 10*time.Second)
+		for _, frag := range []string{"SIP/2.0 100 Trying", "SIP/2.0 200 OK"} {
+			n := a.request("NOTIFY", 10*time.Second)
+			a.answer(n, 200, "OK", "", nil, "")
+			if !strings.HasPrefix(string(n.Body()), frag) {
+				t.Fatalf("NOTIFY: want %q, got\n%s", frag, n)
+			}
+		}
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
 	t.Run("attended transfer with Replaces", func(t *testing.T) {
 		a, b := newUA(t, p.sip), newUA(t, p.sip)
 		first := a.call()
