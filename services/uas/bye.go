@@ -2,15 +2,13 @@ package uas
 
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
-	"github.com/siphon-lab/siphon/pkg/store"
 )
 
 // bye ends the dialog it names: 200 once it is gone from the store, 481 when
 // there is none (RFC 3261 §15.1.2). Any replica serves it.
 func (u *UAS) bye(r *sipbus.Request) {
-	id, ok := inDialogID(r)
+	id, ok := u.dialogOf(r)
 	if !ok {
-		u.answerInDialog(r, store.ErrDialogNotFound)
 		return
 	}
 	ctx, cancel := u.ctx()

@@ -152,6 +152,16 @@ func inDialogID(r *sipbus.Request) (string, bool) {
 	return store.DialogID(r.CallID().Value(), tag), true
 }
 
+// dialogOf is the dialog an in-dialog request names; a request without a To
+// tag names none, gets 481, and dialogOf reports false.
+func (u *UAS) dialogOf(r *sipbus.Request) (string, bool) {
+	id, ok := inDialogID(r)
+	if !ok {
+		u.answerInDialog(r, store.ErrDialogNotFound)
+	}
+	return id, ok
+}
+
 // errOutOfOrder: a request's CSeq is not above the last one (RFC 3261 §12.2.2).
 var errOutOfOrder = errors.New("CSeq lower than the dialog's")
 

@@ -9,9 +9,8 @@ import (
 // as info.received, so a test sees the DTMF or whatever arrived. RFC 6086
 // legacy INFO without Info-Package is accepted too, as phones send it.
 func (u *UAS) info(r *sipbus.Request) {
-	id, ok := inDialogID(r)
+	id, ok := u.dialogOf(r)
 	if !ok {
-		u.answerInDialog(r, store.ErrDialogNotFound)
 		return
 	}
 	ctx, cancel := u.ctx()

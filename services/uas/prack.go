@@ -22,9 +22,8 @@ var errNoSuchProvisional = errors.New("RAck matches no unacknowledged reliable p
 // stores it and tells the replica holding the INVITE, which stops
 // retransmitting and goes on to answer.
 func (u *UAS) prack(r *sipbus.Request) {
-	id, ok := inDialogID(r)
+	id, ok := u.dialogOf(r)
 	if !ok {
-		u.answerInDialog(r, store.ErrDialogNotFound)
 		return
 	}
 	rseq, cseq, method, ok := parseRAck(header(r.Request, "RAck", ""))

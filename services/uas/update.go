@@ -9,9 +9,8 @@ import (
 // touching its state (RFC 3311): an offer is answered like a re-INVITE's, and
 // it refreshes the session timer (RFC 4028).
 func (u *UAS) update(r *sipbus.Request) {
-	id, ok := inDialogID(r)
+	id, ok := u.dialogOf(r)
 	if !ok {
-		u.answerInDialog(r, store.ErrDialogNotFound)
 		return
 	}
 	if u.refuseExtensions(r) {
