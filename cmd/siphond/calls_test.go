@@ -352,6 +352,19 @@ func TestSessionTimers(t *testing.T) {
 		wantCode(t, d.do("BYE", nil, ""), 200)
 	})
 
+	t.Run("uas refreshes with UPDATE when allowed", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		d.established([]string{"Allow: INVITE, ACK, BYE, CANCEL, UPDATE", "Supported: timer", "Session-Expires: 4;refresher=uas"}, offer)
+		upd := u.request("UPDATE", 5*time.Second)
+		if len(upd.Body()) != 0 || upd.GetHeader("Session-Expires").Value() != "4;refresher=uas" {
+			t.Fatalf("refresh UPDATE:\n%s", upd)
+		}
+		u.answer(upd, 200, "OK", "", []string{"Session-Expires: 4;refresher=uas", "Require: timer"}, "")
+		ev.await("session.refreshed", d.callID)
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
 	t.Run("session expires", func(t *testing.T) {
 		u := newUA(t, p.sip)
 		d := u.call()

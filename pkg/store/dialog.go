@@ -66,6 +66,8 @@ type Dialog struct {
 	SessionExpires int       `json:"session_expires,omitempty"`
 	Refresher      string    `json:"refresher,omitempty"`
 	Refreshed      time.Time `json:"refreshed,omitzero"`
+	// PeerUpdate says the peer allows UPDATE, the lighter refresh (RFC 4028 §9).
+	PeerUpdate bool `json:"peer_update,omitempty"`
 
 	// ReferSubs are the REFER subscriptions this dialog carries, by event id
 	// (the REFER's CSeq), with their state.

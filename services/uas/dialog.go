@@ -42,6 +42,7 @@ func (u *UAS) newDialog(r *sipbus.Request, localTag string) *store.Dialog {
 	if c := r.Contact(); c != nil {
 		d.RemoteTarget = c.Address.String()
 	}
+	d.PeerUpdate = has(r.Request, "Allow", "update")
 	for _, h := range r.GetHeaders("Record-Route") {
 		d.RouteSet = append(d.RouteSet, h.Value())
 	}

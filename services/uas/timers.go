@@ -65,9 +65,9 @@ func (u *UAS) forget(ctx context.Context, d *store.Dialog, why string) {
 	u.announce(ev)
 }
 
-// refresh refreshes d's session as its refresher (RFC 4028 §10): a re-INVITE
-// offering the unchanged session description. A refresh that fails ends the
-// session with BYE.
+// refresh refreshes d's session as its refresher (RFC 4028 §10): an UPDATE
+// without a body when the peer allows UPDATE, else a re-INVITE offering the
+// unchanged session description. A refresh that fails ends the session with BYE.
 func (u *UAS) refresh(ctx context.Context, d *store.Dialog) {
 	d, err := store.Retry(ctx, u.dialogs, d.ID, func(d *store.Dialog) error {
 		d.LocalCSeq++
@@ -82,12 +82,16 @@ func (u *UAS) refresh(ctx context.Context, d *store.Dialog) {
 		"Session-Expires: " + strconv.Itoa(d.SessionExpires) + ";refresher=uas",
 		"Supported: timer",
 	}
-	if d.LocalSDP != "" {
-		body = []byte(d.LocalSDP)
-		hdrs = append(hdrs, "Content-Type: application/sdp")
+	method := "UPDATE"
+	if !d.PeerUpdate {
+		method = "INVITE"
+		if d.LocalSDP != "" {
+			body = []byte(d.LocalSDP)
+			hdrs = append(hdrs, "Content-Type: application/sdp")
+		}
 	}
 	subject, hdr := sendVia(d)
-	res, err := u.send(ctx, subject, hdr, u.request(d, "INVITE", d.LocalCSeq, body, hdrs...), nil)
+	res, err := u.send(ctx, subject, hdr, u.request(d, method, d.LocalCSeq, body, hdrs...), nil)
 	if err != nil || !res.IsSuccess() {
 		code := 0
 		if res != nil {
@@ -98,7 +102,9 @@ func (u *UAS) refresh(ctx context.Context, d *store.Dialog) {
 		u.announce(dialogEvent(EventSessionExpired, d))
 		return
 	}
-	u.ackRefresh(d, res)
+	if method == "INVITE" {
+		u.ackRefresh(d, res)
+	}
 	d, err = store.Retry(ctx, u.dialogs, d.ID, func(d *store.Dialog) error {
 		d.Refreshed = u.now()
 		if se := res.GetHeader("Session-Expires"); se != nil {
