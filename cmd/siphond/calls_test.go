@@ -133,6 +133,26 @@ func TestCallFlows(t *testing.T) {
 		wantCode(t, d.do("BYE", nil, ""), 200)
 	})
 
+	t.Run("early media when asked for", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		raw, cseq := d.req("INVITE", []string{"P-Early-Media: supported"}, offer)
+		u.send(raw)
+		early := u.response("INVITE", cseq, 183)
+		wantBody(t, early, "m=audio 40000 RTP/AVP 0 8 101")
+		if h := early.GetHeader("P-Early-Media"); h == nil || h.Value() != "sendrecv" {
+			t.Fatalf("183 without P-Early-Media: sendrecv:\n%s", early)
+		}
+		res := u.final("INVITE", cseq)
+		wantCode(t, res, 200)
+		if body(res) != body(early) {
+			t.Fatalf("200 answer differs from the 183's:\n%s\n%s", body(early), body(res))
+		}
+		d.toTag, _ = res.To().Params.Get("tag")
+		d.ack(cseq, "")
+		wantCode(t, d.do("BYE", nil, ""), 200)
+	})
+
 	t.Run("late offer", func(t *testing.T) {
 		d := newUA(t, p.sip).call()
 		res := d.invite(nil, "")

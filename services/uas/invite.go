@@ -230,11 +230,16 @@ func (u *UAS) cancelled(id string) {
 }
 
 // provisional is 180 Ringing, or 183 Session Progress with the answer when
-// --early-media is set; reliable (RFC 3262) when rseq is not 0.
+// early media is on (--early-media) or asked for (P-Early-Media: supported, RFC
+// 5009); reliable (RFC 3262) when rseq is not 0.
 func (u *UAS) provisional(r *sipbus.Request, d *store.Dialog, rseq uint32) *sip.Response {
 	var res *sip.Response
-	if u.cfg.EarlyMedia && d.LocalSDP != "" && !d.OfferPending {
+	asked := has(r.Request, "P-Early-Media", "supported")
+	if (u.cfg.EarlyMedia || asked) && d.LocalSDP != "" && !d.OfferPending {
 		res = u.dialogResponse(r, d, 183, "Session Progress", []byte(d.LocalSDP))
+		if asked {
+			res.AppendHeader(sip.NewHeader("P-Early-Media", "sendrecv"))
+		}
 	} else {
 		res = u.dialogResponse(r, d, 180, "Ringing", nil)
 	}
