@@ -167,7 +167,9 @@ func (u *UAS) ring(c *call, key string, d *store.Dialog, st sessionTimer, replac
 		if d.SessionExpires == 0 {
 			u.keepAlive(d)
 		} else {
+			d.Refreshed = u.now() // the session timer runs from the 2xx (RFC 4028 §9)
 			d.Due = sessionDue(d)
+			d.Expires = d.Refreshed.Add(time.Duration(d.SessionExpires)*time.Second + time.Minute)
 		}
 		return nil
 	})
@@ -376,9 +378,9 @@ func (u *UAS) reinvite(r *sipbus.Request) {
 		if err := u.takeRequest(d, r); err != nil {
 			return err
 		}
-		if d.OfferPending {
-			return errOfferPending
-		}
+		// An offer of ours still open belonged to an earlier INVITE, which its
+		// ACK ended (a UAC sends no INVITE before it): it went unanswered.
+		d.OfferPending = false
 		if err := u.negotiate(d, r, false); err != nil {
 			return err
 		}

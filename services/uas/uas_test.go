@@ -282,3 +282,14 @@ func TestRefer(t *testing.T) {
 		})
 	}
 }
+
+// TestUnansweredOfferDoesNotBlock: a late offer whose ACK brought no answer
+// does not make every later re-INVITE a 491.
+func TestUnansweredOfferDoesNotBlock(t *testing.T) {
+	u := newUAS(t, "full-uas", Config{AutoAcceptCalls: true})
+	tag := setUpCall(t, u, "")
+	serve(u, message(t, "ACK", tag, 1, nil, ""))
+	if rec := serve(u, message(t, "INVITE", tag, 2, nil, offerPCMU)); rec.Last().StatusCode != 200 {
+		t.Fatalf("re-INVITE after an unanswered late offer: %d, want 200", rec.Last().StatusCode)
+	}
+}
