@@ -441,8 +441,17 @@ func (u *UAS) endReplaced(old, by *store.Dialog) {
 	}()
 }
 
+// referHeaders are the headers a Refer-To's ?headers part may put in the
+// transfer INVITE (RFC 3261 §19.1.5 lets a UA ignore the rest, and a Via,
+// Call-ID or Content-Length from a URI must never reach the wire).
+var referHeaders = map[string]string{
+	"replaces": "Replaces", "subject": "Subject", "priority": "Priority",
+	"alert-info": "Alert-Info", "call-info": "Call-Info",
+}
+
 // unescapeHeaders turns a URI's ?header=value part into header lines (RFC
-// 3261 §19.1.1), as a Refer-To with Replaces carries them.
+// 3261 §19.1.1), as a Refer-To with Replaces carries them: only the headers
+// above, and no value that would break the line.
 func unescapeHeaders(q string) []string {
 	var out []string
 	for _, kv := range strings.Split(q, "&") {
@@ -452,8 +461,9 @@ func unescapeHeaders(q string) []string {
 		}
 		key, err1 := url.QueryUnescape(k)
 		val, err2 := url.PathUnescape(v)
-		if err1 == nil && err2 == nil && key != "" {
-			out = append(out, key+": "+val)
+		name, allowed := referHeaders[strings.ToLower(key)]
+		if err1 == nil && err2 == nil && allowed && !strings.ContainsAny(val, "\r\n") {
+			out = append(out, name+": "+val)
 		}
 	}
 	return out

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
 	"github.com/nats-io/nats.go"
+
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/wire"

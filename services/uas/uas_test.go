@@ -293,3 +293,10 @@ func TestUnansweredOfferDoesNotBlock(t *testing.T) {
 		t.Fatalf("re-INVITE after an unanswered late offer: %d, want 200", rec.Last().StatusCode)
 	}
 }
+
+func TestReferHeaders(t *testing.T) {
+	got := unescapeHeaders("Replaces=c1%40h%3Bto-tag%3Da%3Bfrom-tag%3Db&Call-ID=evil&Via=SIP%2F2.0%2FUDP%20x&Subject=hi%0D%0AVia%3A%20x")
+	if len(got) != 1 || got[0] != "Replaces: c1@h;to-tag=a;from-tag=b" {
+		t.Fatalf("got %q, want only the Replaces line", got)
+	}
+}
