@@ -300,3 +300,46 @@ func TestReferHeaders(t *testing.T) {
 		t.Fatalf("got %q, want only the Replaces line", got)
 	}
 }
+
+// TestInDialogRequest: what the uas sends inside a dialog follows RFC 3261
+// §12.2.1.1: Request-URI the remote target, Route the route set in order, the
+// tags on the right sides, the local CSeq.
+func TestInDialogRequest(t *testing.T) {
+	u := newUAS(t, "full-uas", Config{AutoAcceptCalls: true})
+	req := message(t, "INVITE", "", 7, []string{
+		"Record-Route: <sip:p1.example.com;lr>", "Record-Route: <sip:p2.example.com;lr>",
+	}, offerPCMU)
+	r, rec := sipbus.NewTestRequest(req, "127.0.0.1:5070")
+	r.Local = "127.0.0.1:5060"
+	u.invite(r)
+	res := rec.Last()
+	if rr := res.GetHeaders("Record-Route"); len(rr) != 2 {
+		t.Fatalf("200 does not echo the Record-Route set:\n%s", res)
+	}
+	tag, _ := res.To().Params.Get("tag")
+	d, err := u.dialogs.Get(context.Background(), store.DialogID("a84b4c76e66710@127.0.0.1", tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sip.ParseMessage(u.request(d, "BYE", 1, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye := msg.(*sip.Request)
+	if bye.Recipient.String() != "sip:test@127.0.0.1:5070" {
+		t.Errorf("Request-URI %s, want the remote target sip:test@127.0.0.1:5070", bye.Recipient.String())
+	}
+	routes := bye.GetHeaders("Route")
+	if len(routes) != 2 || routes[0].Value() != "<sip:p1.example.com;lr>" || routes[1].Value() != "<sip:p2.example.com;lr>" {
+		t.Errorf("Route %v, want p1 then p2", routes)
+	}
+	if ft, _ := bye.From().Params.Get("tag"); ft != tag {
+		t.Errorf("From tag %q, want the local tag %q", ft, tag)
+	}
+	if tt, _ := bye.To().Params.Get("tag"); tt != "1928301774" {
+		t.Errorf("To tag %q, want the caller's 1928301774", tt)
+	}
+	if bye.CSeq().SeqNo != 1 || bye.CallID().Value() != "a84b4c76e66710@127.0.0.1" {
+		t.Errorf("CSeq %v Call-ID %v", bye.CSeq(), bye.CallID())
+	}
+}
