@@ -16,8 +16,9 @@ import (
 // Layout: one hash per dialog, siphon:dlg:{id}, with its revision (v) and JSON
 // (d), expiring with the dialog. siphon:dlg:due scores each dialog by when a
 // replica must next act on it; the index is the one cross-slot key and is
-// written as its own command. A stale index entry (a dialog deleted meanwhile)
-// is dropped when Due meets it.
+// written as its own command: pipelined with create and delete, after the
+// compare-and-set of an update (which may lose). A stale index entry (a dialog
+// deleted meanwhile) is dropped when Due meets it.
 const dlgDue = KeyPrefix + "dlg:due"
 
 func dlgKey(id string) string { return KeyPrefix + "dlg:{" + id + "}" }
@@ -59,27 +60,45 @@ func expiry(d *store.Dialog) int64 {
 
 // index puts d in the due index (or takes it out when it has no Due).
 func (s *dialogs) index(ctx context.Context, d *store.Dialog) error {
-	if d.Due.IsZero() {
-		return s.rdb.ZRem(ctx, dlgDue, d.ID).Err()
-	}
-	return s.rdb.ZAdd(ctx, dlgDue, redis.Z{Score: float64(d.Due.UnixMilli()), Member: d.ID}).Err()
+	return s.indexIn(ctx, s.rdb, d).Err()
 }
 
+func (s *dialogs) indexIn(ctx context.Context, c redis.Cmdable, d *store.Dialog) *redis.IntCmd {
+	if d.Due.IsZero() {
+		return c.ZRem(ctx, dlgDue, d.ID)
+	}
+	return c.ZAdd(ctx, dlgDue, redis.Z{Score: float64(d.Due.UnixMilli()), Member: d.ID})
+}
+
+// Create runs the create script and the index write in one round trip: a
+// dialog id is a fresh random tag, so the script practically never refuses, and
+// when it does the index is put back from the stored dialog.
 func (s *dialogs) Create(ctx context.Context, d *store.Dialog) error {
 	d.Version = 1
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("redisstore: encode dialog %s: %w", d.ID, err)
 	}
-	ok, err := createScript.Run(ctx, s.rdb, []string{dlgKey(d.ID)}, data, expiry(d)).Int()
+	keys, args := []string{dlgKey(d.ID)}, []any{data, expiry(d)}
+	pipe := s.rdb.Pipeline()
+	created := createScript.EvalSha(ctx, pipe, keys, args...)
+	s.indexIn(ctx, pipe, d)
+	_, err = pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		created = createScript.Eval(ctx, s.rdb, keys, args...)
+		err = created.Err()
+		if err == nil {
+			err = s.index(ctx, d)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("redisstore: create dialog %s: %w", d.ID, err)
 	}
-	if ok == 0 {
+	if ok, _ := created.Int(); ok == 0 {
+		if stored, err := s.Get(ctx, d.ID); err == nil {
+			_ = s.index(ctx, stored)
+		}
 		return store.ErrDialogExists
-	}
-	if err := s.index(ctx, d); err != nil {
-		return fmt.Errorf("redisstore: index dialog %s: %w", d.ID, err)
 	}
 	return nil
 }
@@ -130,16 +149,27 @@ func (s *dialogs) Update(ctx context.Context, d *store.Dialog) error {
 	return nil
 }
 
+// Delete runs the delete script and drops the index entry in one round trip;
+// dropping an entry that is not there does nothing.
 func (s *dialogs) Delete(ctx context.Context, id string) (*store.Dialog, error) {
-	data, err := deleteScript.Run(ctx, s.rdb, []string{dlgKey(id)}).Text()
-	if errors.Is(err, redis.Nil) {
+	keys := []string{dlgKey(id)}
+	pipe := s.rdb.Pipeline()
+	deleted := deleteScript.EvalSha(ctx, pipe, keys)
+	pipe.ZRem(ctx, dlgDue, id)
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		deleted = deleteScript.Eval(ctx, s.rdb, keys)
+		err = deleted.Err()
+	}
+	if errors.Is(err, redis.Nil) || errors.Is(deleted.Err(), redis.Nil) {
 		return nil, store.ErrDialogNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: delete dialog %s: %w", id, err)
 	}
-	if err := s.rdb.ZRem(ctx, dlgDue, id).Err(); err != nil {
-		return nil, fmt.Errorf("redisstore: unindex dialog %s: %w", id, err)
+	data, err := deleted.Text()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: delete dialog %s: %w", id, err)
 	}
 	return decodeDialog(id, []byte(data))
 }
