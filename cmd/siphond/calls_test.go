@@ -401,6 +401,21 @@ func TestSessionTimers(t *testing.T) {
 		}
 	})
 
+	t.Run("over TCP the refresh and the BYE come back on the caller's connection", func(t *testing.T) {
+		u := newTCPUA(t, p.sip)
+		d := u.call()
+		d.established([]string{"Supported: timer", "Session-Expires: 3;refresher=uas"}, offer)
+		reinv := u.request("INVITE", 5*time.Second)
+		u.answer(reinv, 200, "OK", "", []string{"Session-Expires: 3;refresher=uas"}, offer)
+		u.request("ACK", 5*time.Second)
+		ev.await("session.refreshed", d.callID)
+		// Now the caller refreshes, then stops: the uas ends the session.
+		wantCode(t, d.do("UPDATE", []string{"Supported: timer", "Session-Expires: 3;refresher=uac"}, ""), 200)
+		bye := u.request("BYE", 10*time.Second)
+		u.answer(bye, 200, "OK", "", nil, "")
+		ev.await("session.expired", d.callID)
+	})
+
 	t.Run("UAC refresh keeps the session", func(t *testing.T) {
 		u := newUA(t, p.sip)
 		d := u.call()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -15,17 +17,18 @@ import (
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// ua is a scripted SIP user agent on a UDP socket, for the call tests that
-// need to play both sides (answer the uas's re-INVITEs, NOTIFYs and BYEs) and
-// to see every header. Messages are written by hand so a test shows exactly
-// what goes on the wire; sipgo's parser reads what comes back.
+// ua is a scripted SIP user agent on a UDP socket or a TCP connection, for the
+// call tests that need to play both sides (answer the uas's re-INVITEs,
+// NOTIFYs and BYEs) and to see every header. Messages are written by hand so a
+// test shows exactly what goes on the wire; sipgo's parser reads what comes back.
 type ua struct {
-	t       *testing.T
-	conn    *net.UDPConn
-	addr    string // this UA's host:port
-	server  *net.UDPAddr
-	in      chan sip.Message
-	backlog []sip.Message
+	t         *testing.T
+	transport string // UDP or TCP
+	addr      string // this UA's host:port
+	server    string
+	write     func([]byte) error
+	in        chan sip.Message
+	backlog   []sip.Message
 }
 
 func newUA(t *testing.T, server string) *ua {
@@ -38,7 +41,8 @@ func newUA(t *testing.T, server string) *ua {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &ua{t: t, conn: conn, addr: conn.LocalAddr().String(), server: srv, in: make(chan sip.Message, 64)}
+	u := &ua{t: t, transport: "UDP", addr: conn.LocalAddr().String(), server: server, in: make(chan sip.Message, 64)}
+	u.write = func(b []byte) error { _, err := conn.WriteToUDP(b, srv); return err }
 	t.Cleanup(func() { conn.Close() })
 	go func() {
 		buf := make([]byte, 65535)
@@ -48,8 +52,7 @@ func newUA(t *testing.T, server string) *ua {
 				close(u.in)
 				return
 			}
-			msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
-			if err == nil {
+			if msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...)); err == nil {
 				u.in <- msg
 			}
 		}
@@ -57,11 +60,75 @@ func newUA(t *testing.T, server string) *ua {
 	return u
 }
 
+// newTCPUA is a UA on one TCP connection to server: everything the uas sends
+// it must come back over that connection (the edge's flow).
+func newTCPUA(t *testing.T, server string) *ua {
+	t.Helper()
+	conn, err := net.Dial("tcp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &ua{t: t, transport: "TCP", addr: conn.LocalAddr().String(), server: server, in: make(chan sip.Message, 64)}
+	u.write = func(b []byte) error { _, err := conn.Write(b); return err }
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		defer close(u.in)
+		r := bufio.NewReader(conn)
+		for {
+			raw, err := readStreamMessage(r)
+			if err != nil {
+				return
+			}
+			if msg, err := sip.ParseMessage(raw); err == nil {
+				u.in <- msg
+			}
+		}
+	}()
+	return u
+}
+
+// readStreamMessage reads one message off a stream: headers up to the empty
+// line, then Content-Length bytes (RFC 3261 §18.3).
+func readStreamMessage(r *bufio.Reader) ([]byte, error) {
+	var msg []byte
+	length := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		if len(msg) == 0 && strings.TrimSpace(line) == "" {
+			continue // keep-alive CRLFs between messages
+		}
+		msg = append(msg, line...)
+		if strings.TrimSpace(line) == "" {
+			break
+		}
+		name, value, _ := strings.Cut(line, ":")
+		if n := strings.ToLower(strings.TrimSpace(name)); n == "content-length" || n == "l" {
+			length, _ = strconv.Atoi(strings.TrimSpace(value))
+		}
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return append(msg, body...), nil
+}
+
 func (u *ua) send(raw string) {
 	u.t.Helper()
-	if _, err := u.conn.WriteToUDP([]byte(raw), u.server); err != nil {
+	if err := u.write([]byte(raw)); err != nil {
 		u.t.Fatal(err)
 	}
+}
+
+// uri is a SIP URI at host:port over this UA's transport.
+func (u *ua) uri(user, hostport string) string {
+	if u.transport == "TCP" {
+		return "sip:" + user + "@" + hostport + ";transport=tcp"
+	}
+	return "sip:" + user + "@" + hostport
 }
 
 // await returns the first message that matches, keeping the others for later.
@@ -151,7 +218,7 @@ func (u *ua) answer(req *sip.Request, code int, reason, toTag string, hdrs []str
 	b.WriteString("From: " + req.From().Value() + "\r\nTo: " + to + "\r\nCall-ID: " + req.CallID().Value() + "\r\n")
 	b.WriteString("CSeq: " + req.CSeq().Value() + "\r\n")
 	if code < 300 && req.Method == sip.INVITE {
-		b.WriteString("Contact: <sip:ua@" + u.addr + ">\r\n")
+		b.WriteString("Contact: <" + u.uri("ua", u.addr) + ">\r\n")
 	}
 	u.send(finish(&b, hdrs, body))
 }
@@ -185,7 +252,7 @@ func (u *ua) call() *dialog {
 	callSeq++
 	n := strconv.Itoa(callSeq)
 	return &dialog{u: u, callID: "call-" + n + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@test",
-		fromTag: "caller" + n, ruri: "sip:service@" + u.server.String()}
+		fromTag: "caller" + n, ruri: u.uri("service", u.server)}
 }
 
 // req builds a request in the dialog; ACK and CANCEL reuse the INVITE's CSeq,
@@ -195,16 +262,16 @@ func (d *dialog) req(method string, hdrs []string, body string) (string, uint32)
 		d.cseq++
 	}
 	d.branch++
-	to := "<sip:service@" + d.u.server.String() + ">"
+	to := "<sip:service@" + d.u.server + ">"
 	if d.toTag != "" && method != "CANCEL" {
 		to += ";tag=" + d.toTag
 	}
 	var b strings.Builder
 	b.WriteString(method + " " + d.ruri + " SIP/2.0\r\n")
-	b.WriteString("Via: SIP/2.0/UDP " + d.u.addr + ";branch=z9hG4bK" + d.fromTag + "x" + strconv.Itoa(d.branch) + ";rport\r\n")
+	b.WriteString("Via: SIP/2.0/" + d.u.transport + " " + d.u.addr + ";branch=z9hG4bK" + d.fromTag + "x" + strconv.Itoa(d.branch) + ";rport\r\n")
 	b.WriteString("Max-Forwards: 70\r\nFrom: <sip:caller@" + d.u.addr + ">;tag=" + d.fromTag + "\r\nTo: " + to + "\r\n")
 	b.WriteString("Call-ID: " + d.callID + "\r\nCSeq: " + strconv.FormatUint(uint64(d.cseq), 10) + " " + method + "\r\n")
-	b.WriteString("Contact: <sip:caller@" + d.u.addr + ">\r\n")
+	b.WriteString("Contact: <" + d.u.uri("caller", d.u.addr) + ">\r\n")
 	return finish(&b, hdrs, body), d.cseq
 }
 
