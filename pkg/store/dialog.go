@@ -34,13 +34,12 @@ type Dialog struct {
 	State        string   `json:"state"`
 	// InviteCSeq is the CSeq of the INVITE transaction in progress (initial or re-).
 	InviteCSeq uint32 `json:"invite_cseq"`
-	// Edge, Transport, Flow and Remote say how to reach the peer: the edge that
-	// owns its connection, the connection, and the address it sent from. Local is
-	// the edge address it reached, which is this UAS's Contact.
+	// Edge, Transport and Flow say how to reach the peer: the edge that owns its
+	// connection, and the connection. Local is the edge address it reached,
+	// which is this UAS's Contact.
 	Edge      string `json:"edge"`
 	Transport string `json:"transport"`
 	Flow      string `json:"flow,omitempty"`
-	Remote    string `json:"remote"`
 	Local     string `json:"local"`
 	// Replica is the uas replica that holds the INVITE while it is unanswered:
 	// CANCEL and PRACK are passed to it.
@@ -68,10 +67,6 @@ type Dialog struct {
 	Refreshed      time.Time `json:"refreshed,omitzero"`
 	// PeerUpdate says the peer allows UPDATE, the lighter refresh (RFC 4028 §9).
 	PeerUpdate bool `json:"peer_update,omitempty"`
-
-	// ReferSubs are the REFER subscriptions this dialog carries, by event id
-	// (the REFER's CSeq), with their state.
-	ReferSubs map[string]string `json:"refer_subs,omitempty"`
 
 	// Due is when the role must next act on the dialog unprompted (refresh the
 	// session, end it, or expire it); Expires when the dialog is forgotten even

@@ -35,7 +35,7 @@ func (u *UAS) newDialog(r *sipbus.Request, localTag string) *store.Dialog {
 		LocalTag: localTag, RemoteTag: tagOf(r.From()),
 		LocalURI: nameAddr(r.To()), RemoteURI: nameAddr(r.From()),
 		RemoteCSeq: r.CSeq().SeqNo, InviteCSeq: r.CSeq().SeqNo,
-		Edge: r.Edge, Transport: r.Transport, Flow: r.Flow, Remote: r.Remote, Local: contactHostPort(r),
+		Edge: r.Edge, Transport: r.Transport, Flow: r.Flow, Local: contactHostPort(r),
 		SDPSession: sessionID(localTag), SDPVersion: 1,
 		Created: now,
 	}
@@ -177,6 +177,17 @@ func (u *UAS) takeRequest(d *store.Dialog, r *sipbus.Request) error {
 	return nil
 }
 
+// record stores that r arrived in dialog id (its CSeq, the dialog's expiry)
+// and returns the dialog.
+func (u *UAS) record(ctx context.Context, r *sipbus.Request, id string) (*store.Dialog, error) {
+	return store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error { return u.takeRequest(d, r) })
+}
+
+// nextCSeq takes the next local CSeq of dialog id for a request this side sends.
+func (u *UAS) nextCSeq(ctx context.Context, id string) (*store.Dialog, error) {
+	return store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error { d.LocalCSeq++; return nil })
+}
+
 // answerInDialog gives the common answers to an in-dialog request whose dialog
 // could not be taken: 481 when there is none, 500 when out of order.
 func (u *UAS) answerInDialog(r *sipbus.Request, err error) {
@@ -208,7 +219,7 @@ func (u *UAS) request(d *store.Dialog, method string, cseq uint32, body []byte, 
 	b.WriteString("\r\n")
 	b.WriteString("Call-ID: " + d.CallID + "\r\n")
 	b.WriteString("CSeq: " + strconv.FormatUint(uint64(cseq), 10) + " " + method + "\r\n")
-	b.WriteString(contact(d).Name() + ": " + contact(d).Value() + "\r\n")
+	b.WriteString("Contact: " + contact(d).Value() + "\r\n")
 	b.WriteString("User-Agent: " + u.userAgent + "\r\n")
 	for _, h := range hdrs {
 		b.WriteString(h + "\r\n")
@@ -277,7 +288,7 @@ func (u *UAS) sendStateless(subject string, hdr nats.Header, msg []byte) error {
 
 // hangUp ends d from this side: BYE through the edge, then the dialog is gone.
 func (u *UAS) hangUp(ctx context.Context, d *store.Dialog, reason string) {
-	next, err := store.Retry(ctx, u.dialogs, d.ID, func(d *store.Dialog) error { d.LocalCSeq++; return nil })
+	next, err := u.nextCSeq(ctx, d.ID)
 	if err == nil {
 		d = next
 	}

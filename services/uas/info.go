@@ -2,7 +2,6 @@ package uas
 
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
-	"github.com/siphon-lab/siphon/pkg/store"
 )
 
 // info takes an INFO inside a dialog (RFC 6086) and publishes what it carried
@@ -15,7 +14,7 @@ func (u *UAS) info(r *sipbus.Request) {
 	}
 	ctx, cancel := u.ctx()
 	defer cancel()
-	d, err := store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error { return u.takeRequest(d, r) })
+	d, err := u.record(ctx, r, id)
 	if err != nil {
 		u.answerInDialog(r, err)
 		return

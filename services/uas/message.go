@@ -2,7 +2,6 @@ package uas
 
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
-	"github.com/siphon-lab/siphon/pkg/store"
 )
 
 // message takes a MESSAGE (RFC 3428), outside a dialog or inside one, and
@@ -12,7 +11,7 @@ func (u *UAS) message(r *sipbus.Request) {
 	if id, inDialog := inDialogID(r); inDialog {
 		ctx, cancel := u.ctx()
 		defer cancel()
-		d, err := store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error { return u.takeRequest(d, r) })
+		d, err := u.record(ctx, r, id)
 		if err != nil {
 			u.answerInDialog(r, err)
 			return

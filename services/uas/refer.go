@@ -57,16 +57,7 @@ func (u *UAS) refer(r *sipbus.Request) {
 	eventID := strconv.FormatUint(uint64(r.CSeq().SeqNo), 10)
 	ctx, cancel := u.ctx()
 	defer cancel()
-	d, err := store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error {
-		if err := u.takeRequest(d, r); err != nil {
-			return err
-		}
-		if d.ReferSubs == nil {
-			d.ReferSubs = map[string]string{}
-		}
-		d.ReferSubs[eventID] = "active"
-		return nil
-	})
+	d, err := u.record(ctx, r, id)
 	if err != nil {
 		u.answerInDialog(r, err)
 		return
@@ -216,13 +207,7 @@ func (u *UAS) notifyRefer(ctx context.Context, id, eventID, frag string, final b
 	if final {
 		state = "terminated;reason=noresource"
 	}
-	d, err := store.Retry(ctx, u.dialogs, id, func(d *store.Dialog) error {
-		d.LocalCSeq++
-		if final {
-			delete(d.ReferSubs, eventID)
-		}
-		return nil
-	})
+	d, err := u.nextCSeq(ctx, id)
 	if err != nil {
 		u.log.Info("referring dialog gone; NOTIFY not sent", "dialog", id, "error", err)
 		return

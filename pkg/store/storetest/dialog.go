@@ -15,7 +15,7 @@ func newDialog(t *testing.T, name string) *store.Dialog {
 	return &store.Dialog{
 		ID: id, CallID: id, LocalTag: "l1", RemoteTag: "r1", State: store.DialogConfirmed,
 		RemoteTarget: "sip:alice@192.0.2.1:5060", RouteSet: []string{"<sip:p1.example;lr>"},
-		RemoteCSeq: 1, Edge: "edge-1", Transport: "udp", Remote: "192.0.2.1:5060",
+		RemoteCSeq: 1, Edge: "edge-1", Transport: "udp",
 		Due: time.Now().Add(time.Hour), Expires: time.Now().Add(2 * time.Hour),
 	}
 }
