@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"sync"
@@ -11,23 +12,26 @@ import (
 
 // dialogs keeps each dialog as its JSON, as Redis does: a caller's copy never
 // aliases the stored one, and the two backends fail the same way on what does
-// not encode.
+// not encode. The due index is a heap, as Redis's is a sorted set: a sweep
+// looks only at what is due, however many calls are up.
 type dialogs struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	items map[string]storedDialog
+	items map[string]*storedDialog
+	due   dueHeap
 }
 
 type storedDialog struct {
+	id      string
 	data    []byte
 	version int64
 	due     time.Time
-	claimed bool // Due handed it out; not due again until Update sets a Due
 	expires time.Time
+	index   int // position in the due heap; -1 when not in it (no Due, or handed out)
 }
 
-func (it storedDialog) decode() (*store.Dialog, error) {
+func (it *storedDialog) decode() (*store.Dialog, error) {
 	var d store.Dialog
 	if err := json.Unmarshal(it.data, &d); err != nil {
 		return nil, err
@@ -35,26 +39,65 @@ func (it storedDialog) decode() (*store.Dialog, error) {
 	return &d, nil
 }
 
+// dueHeap orders dialogs by Due (container/heap).
+type dueHeap []*storedDialog
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *dueHeap) Push(x any) {
+	it := x.(*storedDialog)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	it.index = -1
+	return it
+}
+
 func newDialogs(now func() time.Time) *dialogs {
-	return &dialogs{now: now, items: map[string]storedDialog{}}
+	return &dialogs{now: now, items: map[string]*storedDialog{}}
+}
+
+// remove drops it from the map and the heap; the caller holds mu.
+func (s *dialogs) remove(it *storedDialog) {
+	delete(s.items, it.id)
+	if it.index >= 0 {
+		heap.Remove(&s.due, it.index)
+	}
 }
 
 // live returns id's dialog unless it expired; the caller holds mu.
-func (s *dialogs) live(id string, now time.Time) (storedDialog, bool) {
+func (s *dialogs) live(id string, now time.Time) (*storedDialog, bool) {
 	it, ok := s.items[id]
 	if ok && !it.expires.IsZero() && !now.Before(it.expires) {
-		delete(s.items, id)
-		return storedDialog{}, false
+		s.remove(it)
+		return nil, false
 	}
 	return it, ok
 }
 
+// put stores d over whatever was stored under its id; the caller holds mu.
 func (s *dialogs) put(d *store.Dialog) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	s.items[d.ID] = storedDialog{data: data, version: d.Version, due: d.Due, expires: d.Expires}
+	if old, ok := s.items[d.ID]; ok {
+		s.remove(old)
+	}
+	it := &storedDialog{id: d.ID, data: data, version: d.Version, due: d.Due, expires: d.Expires, index: -1}
+	s.items[d.ID] = it
+	if !d.Due.IsZero() {
+		heap.Push(&s.due, it)
+	}
 	return nil
 }
 
@@ -99,7 +142,9 @@ func (s *dialogs) Update(_ context.Context, d *store.Dialog) error {
 func (s *dialogs) Delete(_ context.Context, id string) (*store.Dialog, error) {
 	s.mu.Lock()
 	it, ok := s.live(id, s.now())
-	delete(s.items, id)
+	if ok {
+		s.remove(it)
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, store.ErrDialogNotFound
@@ -107,26 +152,21 @@ func (s *dialogs) Delete(_ context.Context, id string) (*store.Dialog, error) {
 	return it.decode()
 }
 
+// Due pops what is due off the heap: a popped dialog is handed out once, and
+// due again only when Update gives it a Due.
 func (s *dialogs) Due(_ context.Context, now time.Time, limit int) ([]*store.Dialog, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*store.Dialog
-	for id, it := range s.items {
-		if len(out) == limit {
-			break
-		}
-		if it.claimed || it.due.IsZero() || it.due.After(now) {
-			continue
-		}
-		if _, ok := s.live(id, s.now()); !ok {
+	for len(out) < limit && s.due.Len() > 0 && !s.due[0].due.After(now) {
+		it := heap.Pop(&s.due).(*storedDialog)
+		if _, ok := s.live(it.id, s.now()); !ok {
 			continue
 		}
 		d, err := it.decode()
 		if err != nil {
 			return out, err
 		}
-		it.claimed = true
-		s.items[id] = it
 		out = append(out, d)
 	}
 	return out, nil
