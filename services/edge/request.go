@@ -63,16 +63,21 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 
 // respond sends res on tx. A final response to a non-INVITE over UDP goes to the
 // replay cache and ends the transaction at once: the cache absorbs the
-// retransmissions Timer J is for.
+// retransmissions Timer J is for. It is cached before it is sent: a client
+// that retransmits the moment the answer arrives must find it, not a request
+// still pending (which is absorbed unanswered).
 func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) error {
+	key := ""
+	if res.StatusCode >= 200 && e.replay != nil && replayable(req.Transport(), string(req.Method)) {
+		if key = parsedReplayKey(req); key != "" {
+			e.replay.complete(key, []byte(res.String()))
+		}
+	}
 	if err := tx.Respond(res); err != nil {
 		return err
 	}
-	if res.StatusCode >= 200 && e.replay != nil && replayable(req.Transport(), string(req.Method)) {
-		if key := parsedReplayKey(req); key != "" {
-			e.replay.complete(key, []byte(res.String()))
-			tx.Terminate()
-		}
+	if key != "" {
+		tx.Terminate()
 	}
 	return nil
 }
