@@ -15,13 +15,13 @@ import (
 // SIP extensions the uas honours: option tags (RFC 3261 §19.2) and session
 // timers (RFC 4028).
 
-// supported lists the option tags this configuration implements.
-func (u *UAS) supported() []string {
+// supportedTags lists the option tags cfg implements.
+func supportedTags(cfg Config) []string {
 	var tags []string
-	if u.cfg.EnablePRACK {
+	if cfg.EnablePRACK {
 		tags = append(tags, "100rel")
 	}
-	if u.cfg.EnableSessionTimers {
+	if cfg.EnableSessionTimers {
 		tags = append(tags, "timer")
 	}
 	return append(tags, "replaces")
@@ -48,7 +48,7 @@ func has(r *sip.Request, header, tag string) bool {
 // refuseExtensions answers 420 when r requires an option tag this
 // configuration lacks (RFC 3261 §8.2.2.3), and reports whether it did.
 func (u *UAS) refuseExtensions(r *sipbus.Request) bool {
-	ours := u.supported()
+	ours := u.supportedTags
 	var missing []string
 	for _, t := range optionTags(r.Request, "Require") {
 		if !slices.Contains(ours, t) {

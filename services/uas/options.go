@@ -1,8 +1,6 @@
 package uas
 
 import (
-	"strings"
-
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/mode"
@@ -21,7 +19,7 @@ func (u *UAS) options(r *sipbus.Request) {
 	res.AppendHeader(sip.NewHeader("Accept", accept))
 	supported := ""
 	if u.callsIn(r) {
-		supported = strings.Join(u.supported(), ", ")
+		supported = u.supported
 	}
 	res.AppendHeader(sip.NewHeader("Supported", supported))
 	u.respond(r, res)

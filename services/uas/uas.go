@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,8 +48,12 @@ type UAS struct {
 	log       *slog.Logger
 	metrics   *obs.Metrics
 	caps      Capabilities
-	dialogs   store.Dialogs
-	now       func() time.Time
+	// supportedTags are the option tags this configuration implements;
+	// supported is them as a Supported header value.
+	supportedTags []string
+	supported     string
+	dialogs       store.Dialogs
+	now           func() time.Time
 
 	replica  string // this replica's id, on every response as Siphon-Replica
 	nc       *nats.Conn
@@ -74,6 +79,7 @@ func New(cfg Config, md mode.Mode, backend store.Backend, userAgent string, m *o
 	gen := ids.FromEnv(mode.RoleUAS)
 	return &UAS{
 		cfg: cfg, mode: md, allow: allow, userAgent: userAgent, metrics: m, caps: caps,
+		supportedTags: supportedTags(cfg), supported: strings.Join(supportedTags(cfg), ", "),
 		dialogs: backend.Dialogs(), now: time.Now, ids: gen, replica: gen.Tag(),
 		log: log.With("role", mode.RoleUAS),
 	}, nil
