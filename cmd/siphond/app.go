@@ -7,46 +7,46 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
 	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/config"
+	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/store/memstore"
 	"github.com/siphon-lab/siphon/pkg/store/redisstore"
-	"github.com/siphon-lab/siphon/services/edge"
-	"github.com/siphon-lab/siphon/services/registrar"
-	"github.com/siphon-lab/siphon/services/uas"
 )
 
-// built lists the roles this binary can run today; the others are known names
-// whose issues have not built them yet.
-var built = []string{mode.RoleEdge, mode.RoleRegistrar, mode.RoleUAS}
-
-// options is the whole command line, each part registered by its owner.
+// options is the whole command line: the shared flags, every registered
+// role's (each registered by its owner), and those of roles not built yet.
 type options struct {
-	shared    config.Shared
-	edge      edge.Config
-	registrar registrar.Config
-	uas       uas.Config
-	subs      config.Subscriptions
+	shared config.Shared
+	subs   config.Subscriptions
+	roles  map[string]role.Role // every registered role, configured by the flags
 }
 
 func (o *options) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("siphond", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o.shared.RegisterFlags(fs)
-	o.edge.RegisterFlags(fs)
-	o.registrar.RegisterFlags(fs)
-	o.uas.RegisterFlags(fs)
+	o.roles = map[string]role.Role{}
+	for _, name := range role.Registered() {
+		r, _ := role.New(name)
+		o.roles[name] = r
+		r.Config().RegisterFlags(fs)
+	}
 	o.subs.RegisterFlags(fs)
 	return fs
 }
@@ -85,7 +85,9 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fs.PrintDefaults()
 }
 
-// validate checks every flag and decides which roles run.
+// validate checks every flag and decides which roles run. Every role's flags
+// are checked whatever runs: a bad users file is bad configuration even in a
+// process that does not read it.
 func (o *options) validate(set map[string]bool) (plan, error) {
 	md, err := mode.Lookup(o.shared.Mode)
 	if err != nil {
@@ -98,17 +100,11 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 	if o.shared.NATS == "" && (!p.has(mode.RoleEdge) || len(p.roles) == 1) {
 		return plan{}, fmt.Errorf("--role %s runs part of a lab: give --nats so its other parts can reach it", o.shared.Role)
 	}
-	// The registrar's flags are checked whatever runs: a bad users file is bad
-	// configuration even in a process that does not read it yet.
-	checks := []func() error{o.shared.Validate, o.registrar.Validate}
-	if p.has(mode.RoleEdge) {
-		checks = append(checks, func() error { return o.edge.Validate(set) })
+	if err := o.shared.Validate(); err != nil {
+		return plan{}, err
 	}
-	if p.has(mode.RoleUAS) {
-		checks = append(checks, o.uas.Validate)
-	}
-	for _, check := range checks {
-		if err := check(); err != nil {
+	for _, name := range role.Registered() {
+		if err := o.roles[name].Config().Validate(set); err != nil {
 			return plan{}, err
 		}
 	}
@@ -117,6 +113,7 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 
 // roles resolves --role: "all" is the edge and every built role the mode needs.
 func roles(flagValue string, md mode.Mode) ([]string, error) {
+	built := role.Registered()
 	if flagValue == "all" {
 		out := []string{mode.RoleEdge}
 		for _, r := range md.Roles() {
@@ -124,6 +121,7 @@ func roles(flagValue string, md mode.Mode) ([]string, error) {
 				out = append(out, r)
 			}
 		}
+		slices.SortFunc(out, func(a, b string) int { return startOrder(a) - startOrder(b) })
 		return out, nil
 	}
 	var out []string
@@ -138,7 +136,18 @@ func roles(flagValue string, md mode.Mode) ([]string, error) {
 			out = append(out, r)
 		}
 	}
+	// Start in mode.Roles order: the edge last, once the roles it hands
+	// requests to are on the bus.
+	slices.SortFunc(out, func(a, b string) int { return startOrder(a) - startOrder(b) })
 	return out, nil
+}
+
+// startOrder puts the edge after every other role.
+func startOrder(name string) int {
+	if name == mode.RoleEdge {
+		return len(mode.Roles)
+	}
+	return slices.Index(mode.Roles, name)
 }
 
 // serve starts the plan and runs until a signal or ctx ends it.
@@ -167,10 +176,13 @@ func (o *options) serve(ctx context.Context, p plan, stderr io.Writer, getenv fu
 	return 0
 }
 
+// stopTimeout bounds how long each role may drain when siphond stops.
+const stopTimeout = 10 * time.Second
+
 func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) error {
 	metrics, health := obs.NewMetrics(), obs.NewHealth()
 	for _, r := range p.mode.Roles() {
-		if !slices.Contains(built, r) && o.shared.Role == "all" {
+		if _, built := o.roles[r]; !built && o.shared.Role == "all" {
 			log.Warn("role not built yet: its requests are answered 503", "role", r, "mode", p.mode.Name)
 		}
 	}
@@ -196,15 +208,6 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 		}
 		return nil
 	})
-	roleConn := func(role string) (*nats.Conn, error) {
-		nc, err := connect("siphon-" + role + "-" + o.edge.ID)
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, nc)
-		*cleanup = append(*cleanup, func() { _ = nc.Drain() })
-		return nc, nil
-	}
 
 	state, err := o.openStore(metrics, health)
 	if err != nil {
@@ -212,45 +215,29 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 	}
 	*cleanup = append(*cleanup, func() { _ = state.Close() })
 
-	if p.has(mode.RoleRegistrar) {
-		nc, err := roleConn(mode.RoleRegistrar)
+	host, _ := os.Hostname()
+	for _, name := range p.roles {
+		nc, err := connect("siphon-" + name + "-" + host)
 		if err != nil {
 			return err
 		}
-		role := registrar.New(o.registrar, state, o.shared.UserAgent, metrics, log)
-		if err := role.Start(ctx, nc); err != nil {
+		conns = append(conns, nc)
+		*cleanup = append(*cleanup, func() { _ = nc.Drain() })
+		r := o.roles[name]
+		deps := role.Deps{
+			Mode: p.mode, NATS: nc, Store: state, Log: log, Metrics: metrics, Health: health,
+			IDs: ids.FromEnv, Clock: clockwork.NewRealClock(), UserAgent: o.shared.UserAgent,
+		}
+		if err := r.Start(ctx, deps); err != nil {
 			return err
 		}
-		*cleanup = append(*cleanup, func() { _ = role.Stop() })
-	}
-	if p.has(mode.RoleUAS) {
-		nc, err := roleConn(mode.RoleUAS)
-		if err != nil {
-			return err
-		}
-		role, err := uas.New(o.uas, p.mode, state, o.shared.UserAgent, metrics, log)
-		if err != nil {
-			return err
-		}
-		if err := role.Start(nc); err != nil {
-			return err
-		}
-		*cleanup = append(*cleanup, func() { _ = role.Stop() })
-	}
-	if p.has(mode.RoleEdge) {
-		nc, err := roleConn(mode.RoleEdge)
-		if err != nil {
-			return err
-		}
-		e, err := edge.New(o.edge, p.mode, nc, metrics, log, o.shared.UserAgent)
-		if err != nil {
-			return err
-		}
-		if err := e.Start(ctx); err != nil {
-			return err
-		}
-		*cleanup = append(*cleanup, e.Close)
-		health.Check("edge", e.Ready)
+		*cleanup = append(*cleanup, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			if err := r.Stop(sctx); err != nil {
+				log.Warn("role did not stop cleanly", "role", r.Name(), "error", err)
+			}
+		})
 	}
 	if o.shared.MetricsBind != "" {
 		addr, err := obs.Serve(ctx, o.shared.MetricsBind, metrics, health, log)

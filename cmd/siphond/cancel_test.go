@@ -1,6 +1,10 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,68 +15,201 @@ import (
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// TestEdgePassesCancelToReplica checks the bus contract for CANCEL with a role
-// played by the test: the caller cancels before the role has answered at all;
-// the edge answers 200 and 487 itself, and once the role's first response names
-// its replica, the CANCEL is delivered to that replica's subject.
-func TestEdgePassesCancelToReplica(t *testing.T) {
-	url := testutil.NATSServer(t).URL
-	edge := start(t, true, "--role", "edge", "--mode", "call-server", "--nats", url)
-	nc := testutil.Conn(t, url)
-	invites := make(chan *nats.Msg, 1)
-	if _, err := nc.ChanSubscribe(wire.SIPRequest("uas", "INVITE"), invites); err != nil {
-		t.Fatal(err)
-	}
-	cancels := make(chan *nats.Msg, 1)
-	if _, err := nc.ChanSubscribe(wire.Replica("uas", "fake-1"), cancels); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+// CANCEL at the server side (RFC 3261 §9.2): the edge answers 200 itself and
+// passes the CANCEL to the replica holding the INVITE, matched by Siphon-Tx;
+// the role sends the 487 with the tag of its provisional responses.
 
-	u := newUA(t, edge.sip)
-	d := u.call()
-	raw, cseq := d.req("INVITE", nil, offer)
-	u.send(raw)
-	var inv *nats.Msg
-	select {
-	case inv = <-invites:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the INVITE never reached the role")
-	}
-	d.branch-- // a CANCEL has its INVITE's branch (RFC 3261 §9.1)
-	cancel, _ := d.req("CANCEL", nil, "")
-	u.send(cancel)
-	wantCode(t, u.final("CANCEL", cseq), 200)
-	wantCode(t, u.final("INVITE", cseq), 487)
-	select {
-	case m := <-cancels:
-		t.Fatalf("CANCEL reached the replica before it ever answered: %s", m.Data)
-	default:
-	}
+// fakeRole is a uas played by the test on the bus: it takes INVITEs and hears
+// what reaches its replica subject.
+type fakeRole struct {
+	nc      *nats.Conn
+	invites chan *nats.Msg
+	replica chan *nats.Msg
+}
 
-	// The role answers late; its 180 names its replica.
+func newFakeRole(t *testing.T, url, replica string) *fakeRole {
+	t.Helper()
+	f := &fakeRole{nc: testutil.Conn(t, url), invites: make(chan *nats.Msg, 4), replica: make(chan *nats.Msg, 4)}
+	if _, err := f.nc.ChanSubscribe(wire.SIPRequest(wire.RoleUAS, "INVITE"), f.invites); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.nc.ChanSubscribe(wire.Replica(wire.RoleUAS, replica), f.replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func receive(t *testing.T, c chan *nats.Msg, what string) *nats.Msg {
+	t.Helper()
+	select {
+	case m := <-c:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10 s", what)
+		return nil
+	}
+}
+
+// respond publishes a response of the role to the INVITE inv, as replica, with tag.
+func (f *fakeRole) respond(t *testing.T, inv *nats.Msg, code int, reason, tag string) {
+	t.Helper()
 	parsed, err := sip.ParseMessage(inv.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ringing := sip.NewResponseFromRequest(parsed.(*sip.Request), 180, "Ringing", nil)
-	err = nc.PublishMsg(&nats.Msg{Subject: inv.Reply, Header: nats.Header{wire.HdrReplica: {"fake-1"}}, Data: []byte(ringing.String())})
+	res := sip.NewResponseFromRequest(parsed.(*sip.Request), code, reason, nil)
+	res.To().Params.Add("tag", tag)
+	err = f.nc.PublishMsg(&nats.Msg{Subject: inv.Reply, Header: nats.Header{wire.HdrReplica: {"fake-1"}}, Data: []byte(res.String())})
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case m := <-cancels:
-		msg, err := sip.ParseMessage(m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := msg.(*sip.Request)
-		if c.Method != sip.CANCEL || c.CallID().Value() != d.callID || m.Header.Get(wire.HdrEdge) == "" {
-			t.Fatalf("replica got %s", m.Data)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the CANCEL never reached the replica holding the INVITE")
+}
+
+func TestCancelReachesTheReplica(t *testing.T) {
+	url := testutil.NATSServer(t).URL
+	edge := start(t, true, "--role", "edge", "--mode", "call-server", "--nats", url, "--role-timeout", "1s")
+	role := newFakeRole(t, url, "fake-1")
+
+	for _, transport := range []string{"UDP", "TCP"} {
+		t.Run(transport+": before the role's first response", func(t *testing.T) {
+			u := newUA(t, edge.sip)
+			if transport == "TCP" {
+				u = newTCPUA(t, edge.sip)
+			}
+			d := u.call()
+			raw, cseq := d.req("INVITE", nil, offer)
+			u.send(raw)
+			inv := receive(t, role.invites, "INVITE at the role")
+			tx := inv.Header.Get(wire.HdrTx)
+			if tx == "" {
+				t.Fatal("the INVITE reached the role without Siphon-Tx")
+			}
+			d.branch-- // a CANCEL has its INVITE's branch (RFC 3261 §9.1)
+			cancel, _ := d.req("CANCEL", nil, "")
+			u.send(cancel)
+			wantCode(t, u.final("CANCEL", cseq), 200) // at once: the edge answers it
+			select {
+			case m := <-role.replica:
+				t.Fatalf("CANCEL reached the replica before it ever answered: %s", m.Data)
+			default:
+			}
+			// The role answers late; its 180 names its replica, which gets the CANCEL.
+			role.respond(t, inv, 180, "Ringing", "role-tag-1")
+			u.response("INVITE", cseq, 180)
+			m := receive(t, role.replica, "CANCEL at the replica holding the INVITE")
+			if c, err := sip.ParseMessage(m.Data); err != nil || c.(*sip.Request).Method != sip.CANCEL || m.Header.Get(wire.HdrTx) != tx {
+				t.Fatalf("replica got Siphon-Tx %q (want %q): %s", m.Header.Get(wire.HdrTx), tx, m.Data)
+			}
+			role.respond(t, inv, 487, "Request Terminated", "role-tag-1")
+			res := u.final("INVITE", cseq)
+			wantCode(t, res, 487)
+			if tag, _ := res.To().Params.Get("tag"); tag != "role-tag-1" {
+				t.Fatalf("487 tag %q, want the role's role-tag-1", tag)
+			}
+		})
 	}
+
+	t.Run("a role that does not answer the CANCEL: the edge's 487 with the 180's tag", func(t *testing.T) {
+		u := newUA(t, edge.sip)
+		d := u.call()
+		raw, cseq := d.req("INVITE", nil, offer)
+		u.send(raw)
+		inv := receive(t, role.invites, "INVITE at the role")
+		role.respond(t, inv, 180, "Ringing", "role-tag-2")
+		u.response("INVITE", cseq, 180)
+		d.branch--
+		cancel, _ := d.req("CANCEL", nil, "")
+		u.send(cancel)
+		ok := u.final("CANCEL", cseq)
+		wantCode(t, ok, 200)
+		if tag, _ := ok.To().Params.Get("tag"); tag != "role-tag-2" {
+			t.Fatalf("200 to CANCEL tag %q, want the 180's role-tag-2 (RFC 3261 §9.2)", tag)
+		}
+		receive(t, role.replica, "CANCEL at the replica")
+		res := u.final("INVITE", cseq) // after --role-timeout 1s
+		wantCode(t, res, 487)
+		if tag, _ := res.To().Params.Get("tag"); tag != "role-tag-2" {
+			t.Fatalf("edge's 487 tag %q, want the 180's role-tag-2", tag)
+		}
+	})
+
+	t.Run("a 2xx that crossed the CANCEL still reaches the caller", func(t *testing.T) {
+		u := newUA(t, edge.sip)
+		d := u.call()
+		raw, cseq := d.req("INVITE", nil, offer)
+		u.send(raw)
+		inv := receive(t, role.invites, "INVITE at the role")
+		role.respond(t, inv, 180, "Ringing", "role-tag-3")
+		u.response("INVITE", cseq, 180)
+		d.branch--
+		cancel, _ := d.req("CANCEL", nil, "")
+		u.send(cancel)
+		wantCode(t, u.final("CANCEL", cseq), 200)
+		receive(t, role.replica, "CANCEL at the replica")
+		role.respond(t, inv, 200, "OK", "role-tag-3") // answered before it saw the CANCEL
+		wantCode(t, u.final("INVITE", cseq), 200)
+	})
+}
+
+// TestCancelWithSIPp is SIPp's CANCEL scenario against call-server ringing
+// for --answer-delay, over UDP and TCP: 200 to the CANCEL, and the 487 to the
+// INVITE carries the To tag of the 180 (RFC 3261 §8.2.6.2).
+func TestCancelWithSIPp(t *testing.T) {
+	p, ev := uasLab(t, "--mode", "call-server", "--answer-delay", "30s")
+	for _, transport := range []string{"u1", "t1"} {
+		t.Run(transport, func(t *testing.T) {
+			dir := t.TempDir()
+			sippIn(t, dir, "testdata/call-cancel.xml", transport, p.sip, 5, 10, "-trace_msg").mustPass(t, 5)
+			for range 5 {
+				ev.await(wire.EventCallCancelled, "")
+			}
+			logs, _ := filepath.Glob(filepath.Join(dir, "*_messages.log"))
+			if len(logs) != 1 {
+				t.Fatalf("SIPp message logs: %v", logs)
+			}
+			trace, err := os.ReadFile(logs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			tags := responseTags(string(trace))
+			if len(tags["180"]) != 5 || len(tags["487"]) != 5 {
+				t.Fatalf("SIPp saw %d 180s and %d 487s, want 5 each", len(tags["180"]), len(tags["487"]))
+			}
+			for callID, tag := range tags["487"] {
+				if tags["180"][callID] != tag {
+					t.Errorf("call %s: 487 tag %q, 180 tag %q: want one tag", callID, tag, tags["180"][callID])
+				}
+				if tags["200"][callID] == "" {
+					t.Errorf("call %s: no 200 to its CANCEL", callID)
+				}
+			}
+		})
+	}
+}
+
+var (
+	statusLine = regexp.MustCompile(`(?m)^SIP/2\.0 (\d{3}) `)
+	toTagRe    = regexp.MustCompile(`(?mi)^(?:To|t):[^\r\n]*;tag=([^;\s>]+)`)
+	callIDRe   = regexp.MustCompile(`(?mi)^(?:Call-ID|i):\s*(\S+)`)
+)
+
+// responseTags reads a SIPp message trace: status code → Call-ID → To tag of
+// the responses SIPp received.
+func responseTags(trace string) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, block := range strings.Split(trace, "message received")[1:] {
+		m := statusLine.FindStringSubmatch(block)
+		tag, id := toTagRe.FindStringSubmatch(block), callIDRe.FindStringSubmatch(block)
+		if m == nil || tag == nil || id == nil {
+			continue
+		}
+		if out[m[1]] == nil {
+			out[m[1]] = map[string]string{}
+		}
+		out[m[1]][id[1]] = tag[1]
+	}
+	return out
 }

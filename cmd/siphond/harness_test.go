@@ -34,6 +34,9 @@ var siphondBin string
 var buildFlags []string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(askerEnv); spec != "" {
+		os.Exit(runAsker(spec)) // this binary plays a role replica for TestAskerGone
+	}
 	dir, err := os.MkdirTemp("", "siphond-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -163,6 +166,12 @@ var sippCounts = regexp.MustCompile(`(Successful|Failed) call\s+\|\s+\d+\s+\|\s+
 // sipp runs SIPp as a client with scenario against target, bounded in time.
 func sipp(t *testing.T, scenario, transport, target string, calls, rate int, extra ...string) sippResult {
 	t.Helper()
+	return sippIn(t, t.TempDir(), scenario, transport, target, calls, rate, extra...)
+}
+
+// sippIn is sipp run in dir, where SIPp writes its logs (-trace_msg).
+func sippIn(t *testing.T, dir, scenario, transport, target string, calls, rate int, extra ...string) sippResult {
+	t.Helper()
 	bin := testutil.Binary(t, "sipp", "sip-tester")
 	scenario, err := filepath.Abs(scenario)
 	if err != nil {
@@ -177,7 +186,7 @@ func sipp(t *testing.T, scenario, transport, target string, calls, rate int, ext
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	out, _ := cmd.CombinedOutput()
 	r := sippResult{rc: cmd.ProcessState.ExitCode(), output: string(out)}
 	for _, m := range sippCounts.FindAllStringSubmatch(r.output, -1) {

@@ -17,11 +17,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// uac sends hand-made REGISTERs from one socket, so every header is under the
+// regUA sends hand-made REGISTERs from one socket, so every header is under the
 // test's control, and reads the answers.
-type uac struct {
+type regUA struct {
 	t       *testing.T
 	conn    net.Conn
 	network string
@@ -30,19 +31,19 @@ type uac struct {
 	mu      sync.Mutex
 }
 
-func newUAC(t *testing.T, network, target string) *uac {
+func newUAC(t *testing.T, network, target string) *regUA {
 	t.Helper()
 	conn, err := net.Dial(network, target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &uac{t: t, conn: conn, network: network, target: target}
+	return &regUA{t: t, conn: conn, network: network, target: target}
 }
 
 // register sends a REGISTER for user with callID/cseq and extra header lines,
 // and returns the final response.
-func (u *uac) register(user, callID string, cseq int, extra ...string) *sip.Response {
+func (u *regUA) register(user, callID string, cseq int, extra ...string) *sip.Response {
 	u.t.Helper()
 	u.mu.Lock()
 	u.seq++
@@ -124,7 +125,7 @@ func watchEvents(t *testing.T, url string) *events {
 	t.Helper()
 	ev := &events{ch: make(chan struct{}, 1000)}
 	nc := testutil.Conn(t, url)
-	_, err := nc.Subscribe("siphon.v1.event.registrar.>", func(m *nats.Msg) {
+	_, err := nc.Subscribe(wire.EventSource(wire.RoleRegistrar), func(m *nats.Msg) {
 		var e map[string]any
 		if json.Unmarshal(m.Data, &e) == nil {
 			ev.mu.Lock()
@@ -193,7 +194,7 @@ func TestRegistrar(t *testing.T) {
 		if got, _ := contactsOf(t, query); strings.Join(got, " ") != strings.Join(uris, " ") {
 			t.Fatalf("query returned %v, want %v", got, uris)
 		}
-		ev.waitFor(t, "binding.added", "sip:alice@192.0.2.2", 5*time.Second)
+		ev.waitFor(t, wire.EventBindingAdded, "sip:alice@192.0.2.2", 5*time.Second)
 	})
 
 	t.Run("ExpiryClampedAndTooBrief", func(t *testing.T) {
@@ -223,7 +224,7 @@ func TestRegistrar(t *testing.T) {
 		if got, _ := contactsOf(t, res); strings.Join(got, " ") != "sip:rm@192.0.2.2" {
 			t.Fatalf("after expires=0: %v", got)
 		}
-		ev.waitFor(t, "binding.removed", "sip:rm@192.0.2.1", 5*time.Second)
+		ev.waitFor(t, wire.EventBindingRemoved, "sip:rm@192.0.2.1", 5*time.Second)
 	})
 
 	t.Run("Wildcard", func(t *testing.T) {
@@ -267,7 +268,7 @@ func TestRegistrar(t *testing.T) {
 		if h := res.GetHeader("Path"); h == nil || h.Value() != "<sip:edge1.example.net;lr>" {
 			t.Fatalf("Path not echoed with Supported: path: %v", h)
 		}
-		b := ev.waitFor(t, "binding.added", "sip:path@192.0.2.1", 5*time.Second)
+		b := ev.waitFor(t, wire.EventBindingAdded, "sip:path@192.0.2.1", 5*time.Second)
 		if path, _ := b["path"].([]any); len(path) != 1 || path[0] != "<sip:edge1.example.net;lr>" {
 			t.Fatalf("stored Path: %v", b["path"])
 		}
@@ -289,7 +290,7 @@ func TestRegistrar(t *testing.T) {
 		if !strings.Contains(c, "+sip.instance=") || !strings.Contains(c, "reg-id=1") {
 			t.Fatalf("Contact lost instance or reg-id: %s", c)
 		}
-		b := ev.waitFor(t, "binding.added", "sip:ob@192.0.2.9;transport=tcp", 5*time.Second)
+		b := ev.waitFor(t, wire.EventBindingAdded, "sip:ob@192.0.2.9;transport=tcp", 5*time.Second)
 		wantFlow := "tcp:" + tcp.conn.LocalAddr().String()
 		if b["flow"] != wantFlow || b["edge"] != "edge-reg" || b["transport"] != "tcp" || b["reg_id"] != float64(1) {
 			t.Fatalf("binding flow %v edge %v transport %v reg_id %v, want %s edge-reg tcp 1", b["flow"], b["edge"], b["transport"], b["reg_id"], wantFlow)
@@ -306,7 +307,7 @@ func TestRegistrar(t *testing.T) {
 
 	t.Run("ExpiresInRealTime", func(t *testing.T) {
 		expect(t, u.register("short", "short-1", 1, "Contact: <sip:short@192.0.2.1>", "Expires: 2"), 200)
-		ev.waitFor(t, "binding.expired", "sip:short@192.0.2.1", 10*time.Second)
+		ev.waitFor(t, wire.EventBindingExpired, "sip:short@192.0.2.1", 10*time.Second)
 		if got, _ := contactsOf(t, u.register("short", "short-q", 1)); len(got) != 0 {
 			t.Fatalf("expired binding still returned: %v", got)
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,13 @@ type ua struct {
 	write     func([]byte) error
 	in        chan sip.Message
 	backlog   []sip.Message
+
+	// Over UDP the UA retransmits each request it sends until a response to it
+	// comes (RFC 3261 §17.1.1.2, §17.1.2.2), and absorbs retransmitted final
+	// responses of non-INVITE transactions, as a UA's transaction layer does.
+	mu      sync.Mutex
+	pending map[string]chan struct{} // "METHOD cseq" → stops the retransmission
+	finals  map[string]bool          // "METHOD cseq code" of non-INVITE finals seen
 }
 
 func newUA(t *testing.T, server string) *ua {
@@ -41,9 +49,10 @@ func newUA(t *testing.T, server string) *ua {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &ua{t: t, transport: "UDP", addr: conn.LocalAddr().String(), server: server, in: make(chan sip.Message, 64)}
+	u := &ua{t: t, transport: "UDP", addr: conn.LocalAddr().String(), server: server, in: make(chan sip.Message, 64),
+		pending: map[string]chan struct{}{}, finals: map[string]bool{}}
 	u.write = func(b []byte) error { _, err := conn.WriteToUDP(b, srv); return err }
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { conn.Close(); u.stopRetransmissions() })
 	go func() {
 		buf := make([]byte, 65535)
 		for {
@@ -52,7 +61,7 @@ func newUA(t *testing.T, server string) *ua {
 				close(u.in)
 				return
 			}
-			if msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...)); err == nil {
+			if msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...)); err == nil && u.transaction(msg) {
 				u.in <- msg
 			}
 		}
@@ -120,6 +129,74 @@ func (u *ua) send(raw string) {
 	u.t.Helper()
 	if err := u.write([]byte(raw)); err != nil {
 		u.t.Fatal(err)
+	}
+	if u.transport != "UDP" {
+		return
+	}
+	msg, err := sip.ParseMessage([]byte(raw))
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok || req.IsAck() {
+		return
+	}
+	key := string(req.Method) + " " + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
+	stop := make(chan struct{})
+	u.mu.Lock()
+	if old := u.pending[key]; old != nil {
+		close(old)
+	}
+	u.pending[key] = stop
+	u.mu.Unlock()
+	go func() {
+		interval := sip.T1
+		giveUp := time.After(64 * sip.T1)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-giveUp:
+				return
+			case <-time.After(interval):
+				_ = u.write([]byte(raw))
+				if interval *= 2; !req.IsInvite() {
+					interval = min(interval, sip.T2)
+				}
+			}
+		}
+	}()
+}
+
+// transaction is the UA's transaction layer for what arrives: a response stops
+// its request's retransmission; a retransmitted non-INVITE final is absorbed.
+// It reports whether msg goes on to the test.
+func (u *ua) transaction(msg sip.Message) bool {
+	res, ok := msg.(*sip.Response)
+	if !ok || res.CSeq() == nil {
+		return true
+	}
+	key := string(res.CSeq().MethodName) + " " + strconv.FormatUint(uint64(res.CSeq().SeqNo), 10)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if stop := u.pending[key]; stop != nil {
+		close(stop)
+		delete(u.pending, key)
+	}
+	if res.StatusCode < 200 || res.CSeq().MethodName == sip.INVITE {
+		return true
+	}
+	final := key + " " + strconv.Itoa(res.StatusCode)
+	if u.finals[final] {
+		return false
+	}
+	u.finals[final] = true
+	return true
+}
+
+func (u *ua) stopRetransmissions() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for k, stop := range u.pending {
+		close(stop)
+		delete(u.pending, k)
 	}
 }
 

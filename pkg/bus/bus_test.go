@@ -11,14 +11,15 @@ import (
 
 	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 func TestStreamDeliversEveryReplyInOrder(t *testing.T) {
 	srv := testutil.NATS(t)
 	role := testutil.Conn(t, srv.ClientURL())
 	edge := testutil.Conn(t, srv.ClientURL())
-	_, err := role.QueueSubscribe("siphon.v1.sip.uas.invite", "uas", func(m *nats.Msg) {
-		if m.Header.Get("Siphon-Edge") != "e1" {
+	_, err := role.QueueSubscribe(wire.SIPRequest(wire.RoleUAS, "INVITE"), "uas", func(m *nats.Msg) {
+		if m.Header.Get(wire.HdrEdge) != "e1" {
 			t.Errorf("header lost: %v", m.Header)
 		}
 		for _, code := range []string{"100", "180", "183", "200"} {
@@ -36,7 +37,7 @@ func TestStreamDeliversEveryReplyInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for i := range 20 {
-		st, err := s.Open("siphon.v1.sip.uas.invite", nats.Header{"Siphon-Edge": {"e1"}}, []byte("INVITE"))
+		st, err := s.Open(wire.SIPRequest(wire.RoleUAS, "INVITE"), nats.Header{wire.HdrEdge: {"e1"}}, []byte("INVITE"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +60,7 @@ func TestStreamNoResponders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Open("siphon.v1.sip.nobody.options", nil, []byte("OPTIONS"))
+	st, err := s.Open(wire.SIPRequest("nobody", "OPTIONS"), nil, []byte("OPTIONS"))
 	if err != nil {
 		t.Fatal(err)
 	}

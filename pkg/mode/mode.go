@@ -7,16 +7,18 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// Role names, as used by --role and in bus subjects.
+// Role names (wire.Role*), as used by --role and in bus subjects.
 const (
-	RoleEdge      = "edge"
-	RoleRegistrar = "registrar"
-	RoleProxy     = "proxy"
-	RoleB2BUA     = "b2bua"
-	RoleUAS       = "uas"
-	RoleEvents    = "events"
+	RoleEdge      = wire.RoleEdge
+	RoleRegistrar = wire.RoleRegistrar
+	RoleProxy     = wire.RoleProxy
+	RoleB2BUA     = wire.RoleB2BUA
+	RoleUAS       = wire.RoleUAS
+	RoleEvents    = wire.RoleEvents
 )
 
 // Roles lists every role name in the order processes start them.

@@ -6,6 +6,7 @@ package sipbus
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,9 +21,6 @@ import (
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// Version is the bus contract version roles announce through micro.
-const Version = "1.0.0"
-
 // Request is one SIP request from an edge.
 type Request struct {
 	*sip.Request
@@ -34,6 +32,9 @@ type Request struct {
 	Flow string
 	// Mode is the siphond mode of the edge that received it.
 	Mode string
+	// Tx is the edge's server transaction key of an INVITE: the CANCEL for it
+	// names the same (wire.HdrTx).
+	Tx string
 
 	reply     responder
 	responses *prometheus.CounterVec
@@ -74,13 +75,25 @@ type Handler func(*Request)
 
 // Service runs a role's handlers on the bus.
 type Service struct {
-	svc micro.Service
+	svc      micro.Service
+	inFlight sync.WaitGroup
 }
 
-// Stop removes the role from the bus; requests already taken still finish.
-// The workers stay: a subscription callback may still be handing one a request
-// as the subscription drains, and the process is about to end anyway.
-func (s *Service) Stop() error { return s.svc.Stop() }
+// Stop removes the role from the bus, then waits until the requests already
+// taken are answered or ctx ends. The workers stay: a subscription callback may
+// still be handing one a request as the subscription drains, and the process
+// is about to end anyway.
+func (s *Service) Stop(ctx context.Context) error {
+	err := s.svc.Stop()
+	done := make(chan struct{})
+	go func() { s.inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("sipbus: %s stopped with requests in flight: %w", s.svc.Info().Name, ctx.Err())
+	}
+	return err
+}
 
 // Options tune how a role runs its handlers.
 type Options struct {
@@ -98,9 +111,9 @@ type Options struct {
 func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options, m *obs.Metrics, log *slog.Logger) (*Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        role,
-		Version:     Version,
+		Version:     wire.Version,
 		Description: "siphon " + role + " role",
-		QueueGroup:  role,
+		QueueGroup:  wire.Queue(role),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sipbus: add %s service: %w", role, err)
@@ -123,6 +136,7 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 			}()
 		}
 	}
+	s := &Service{svc: svc}
 	var replyOpts []micro.RespondOpt
 	if opts.Replica != "" {
 		replyOpts = append(replyOpts, micro.WithHeaders(micro.Headers{wire.HdrReplica: {opts.Replica}}))
@@ -139,11 +153,13 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 			}
 			requests.Inc()
 			req.reply, req.responses, req.role, req.replyOpts = mr, m.Responses, role, replyOpts
+			s.inFlight.Add(1)
 			if work == nil {
 				h(req)
+				s.inFlight.Done()
 				return
 			}
-			work <- func() { h(req) }
+			work <- func() { defer s.inFlight.Done(); h(req) }
 		}
 		err := svc.AddEndpoint(method, micro.HandlerFunc(handle), micro.WithEndpointSubject(wire.SIPRequest(role, method)))
 		if err != nil {
@@ -151,7 +167,7 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 			return nil, fmt.Errorf("sipbus: add %s endpoint %s: %w", role, method, err)
 		}
 	}
-	return &Service{svc: svc}, nil
+	return s, nil
 }
 
 func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {
@@ -172,6 +188,7 @@ func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {
 		Local:     h.Get(wire.HdrLocal),
 		Flow:      h.Get(wire.HdrFlow),
 		Mode:      h.Get(wire.HdrMode),
+		Tx:        h.Get(wire.HdrTx),
 	}
 	if req.Transport != "" {
 		sreq.SetTransport(req.Transport)

@@ -115,3 +115,26 @@ func Metric(t testing.TB, url, name string, labels ...string) (value float64, ok
 	}
 	return 0, false
 }
+
+// MetricSum adds up every series named name at a Prometheus /metrics URL (all
+// label values), 0 when there is none.
+func MetricSum(t testing.TB, url, name string) float64 {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}

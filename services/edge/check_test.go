@@ -53,7 +53,7 @@ func TestRFC4475(t *testing.T) {
 		}
 		seen++
 		t.Run(name, func(t *testing.T) {
-			out, resp := testEdge().inspect(data)
+			out, resp := testEdge().inspect(data, nil)
 			want, judged := rfc4475Want[name]
 			switch {
 			case !judged:
@@ -105,7 +105,7 @@ func TestRFC5118(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, resp := testEdge().inspect(data)
+			out, resp := testEdge().inspect(data, nil)
 			if want400[name] {
 				if out != nil || !strings.HasPrefix(firstLine(resp), "SIP/2.0 400 ") {
 					t.Fatalf("want 400, got passed=%v %q", out != nil, firstLine(resp))

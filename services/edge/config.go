@@ -23,6 +23,12 @@ type Config struct {
 	// RoleTimeout is how long the edge waits for a role's next response before it
 	// answers the client itself (408).
 	RoleTimeout time.Duration
+	// TimerC bounds how long an INVITE rings without a final response (RFC
+	// 3261 §16.6 step 11), reset by every provisional one.
+	TimerC time.Duration
+	// SenderCheck is how often the edge checks that a role replica with INVITE
+	// branches in flight is still there.
+	SenderCheck time.Duration
 
 	// TLS is the loaded certificate, set by Validate when TLS is on.
 	TLS *tls.Config
@@ -41,11 +47,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&c.ID, "edge-id", host, "this edge's id on the bus, carried by flows and bindings; defaults to the host name")
 	fs.DurationVar(&c.RoleTimeout, "role-timeout", 5*time.Second, "how long the edge waits for a role's next response before answering 408")
+	fs.DurationVar(&c.TimerC, "timer-c", DefaultTimerC, "how long an INVITE may ring without a final response, reset by each provisional one; then it is CANCELled (RFC 3261 Timer C)")
+	fs.DurationVar(&c.SenderCheck, "sender-check", 2*time.Second, "how often the edge checks that a role replica with INVITEs ringing through it is still there; a gone one's branches are CANCELled")
 }
 
-// Validate checks the binds and loads the certificate. set holds the flags the
-// user gave: TLS is asked for by --tls-cert, --tls-key or an explicit --sips-bind,
-// and then it must work; it never falls back to cleartext.
+// DefaultTimerC is just over the 3 minutes RFC 3261 §16.6 step 11 requires
+// Timer C to exceed.
+const DefaultTimerC = 3*time.Minute + 10*time.Second
+
+// Validate implements role.Config: it checks the binds and timers and loads the
+// certificate. set holds the flags the user gave: TLS is asked for by
+// --tls-cert, --tls-key or an explicit --sips-bind, and then it must work; it
+// never falls back to cleartext.
 func (c *Config) Validate(set map[string]bool) error {
 	for name, addr := range map[string]string{"--udp-bind": c.UDPBind, "--tcp-bind": c.TCPBind, "--sips-bind": c.SIPSBind} {
 		if addr == "" {
@@ -60,6 +73,14 @@ func (c *Config) Validate(set map[string]bool) error {
 	}
 	if c.RoleTimeout <= 0 || c.RoleTimeout > 32*time.Second {
 		return fmt.Errorf("--role-timeout %v: want more than 0 and at most 32s (a non-INVITE transaction's lifetime)", c.RoleTimeout)
+	}
+	if c.TimerC < time.Second {
+		// Below RFC 3261's 3 minutes is allowed on purpose, so a lab test can
+		// watch Timer C fire in seconds.
+		return fmt.Errorf("--timer-c %v: want at least 1s (RFC 3261 wants more than 3m)", c.TimerC)
+	}
+	if c.SenderCheck < 10*time.Millisecond || c.SenderCheck > time.Minute {
+		return fmt.Errorf("--sender-check %v: want between 10ms and 1m", c.SenderCheck)
 	}
 	askedTLS := set["tls-cert"] || set["tls-key"] || (set["sips-bind"] && c.SIPSBind != "")
 	if !askedTLS {

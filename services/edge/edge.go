@@ -15,13 +15,17 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // Transports the edge listens on, as sipgo names them.
@@ -34,6 +38,10 @@ const (
 // udpReadBuffer is the receive buffer asked for on the UDP listener.
 const udpReadBuffer = 4 << 20
 
+func init() {
+	role.Register(wire.RoleEdge, func() role.Role { return &Edge{} })
+}
+
 // Edge is one running edge.
 type Edge struct {
 	cfg       Config
@@ -42,6 +50,7 @@ type Edge struct {
 	log       *slog.Logger
 	metrics   *obs.Metrics
 	ids       *ids.Generator
+	clock     clockwork.Clock
 	userAgent string
 
 	ua       *sipgo.UserAgent
@@ -52,6 +61,11 @@ type Edge struct {
 	sendSvc  micro.Service
 	replay   *replayCache
 	acks     ackWaiters
+	invites  invites  // INVITE server transactions a CANCEL can match
+	branches branches // client transactions roles asked for
+	prober   *prober  // role replicas with INVITE branches in flight
+	// branchesCancelled counts the INVITE branches the edge CANCELled, by why.
+	branchesCancelled *prometheus.CounterVec
 
 	mu    sync.Mutex
 	udp   net.PacketConn
@@ -59,18 +73,33 @@ type Edge struct {
 	close []func() error
 }
 
-// New builds an edge for mode md on the bus connection nc. Start binds it.
-func New(cfg Config, md mode.Mode, nc *nats.Conn, m *obs.Metrics, log *slog.Logger, userAgent string) (*Edge, error) {
-	e := &Edge{
-		cfg: cfg, mode: md, nc: nc, log: log.With("role", mode.RoleEdge), metrics: m,
-		ids: ids.FromEnv(mode.RoleEdge + "/" + cfg.ID), userAgent: userAgent,
-		addrs: map[string]string{},
-	}
-	e.routes = buildRoutes(md, m)
+// Name implements role.Role.
+func (e *Edge) Name() string { return wire.RoleEdge }
+
+// Config implements role.Role.
+func (e *Edge) Config() role.Config { return &e.cfg }
+
+// setup builds the edge from its dependencies; Start binds it.
+func (e *Edge) setup(d role.Deps) error {
+	m := d.Metrics
+	e.mode, e.nc, e.log, e.metrics, e.clock, e.userAgent = d.Mode, d.NATS, d.Log.With("role", wire.RoleEdge), m, d.Clock, d.UserAgent
+	e.ids = d.IDs(wire.RoleEdge + "/" + e.cfg.ID)
+	e.addrs = map[string]string{}
+	e.routes = buildRoutes(e.mode, m)
 	e.replay = newReplayCache()
 	e.acks.m = map[string]chan struct{}{}
+	e.invites.m = map[string]*inviteRelay{}
+	e.branches.m = map[string]*branch{}
+	e.prober = newProber(e.nc, e.clock, e.cfg.SenderCheck, e.log)
+	e.branchesCancelled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "siphon_edge_branches_cancelled_total",
+		Help: "INVITE branches the edge CANCELled, by why: role (the cancel endpoint), timer-c, asker-gone.",
+	}, []string{"reason"})
+	if err := m.Registry.Register(e.branchesCancelled); err != nil {
+		return fmt.Errorf("edge: metrics: %w", err)
+	}
 	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(userAgent),
+		sipgo.WithUserAgent(e.userAgent),
 		sipgo.WithUserAgentParser(edgeParser()),
 		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}),
 		sipgo.WithUserAgentTransportLayerOptions(
@@ -80,20 +109,21 @@ func New(cfg Config, md mode.Mode, nc *nats.Conn, m *obs.Metrics, log *slog.Logg
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLogger(e.log, m))),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("edge: user agent: %w", err)
+		return fmt.Errorf("edge: user agent: %w", err)
 	}
 	e.ua = ua
 	if e.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(e.log)); err != nil {
-		return nil, fmt.Errorf("edge: server: %w", err)
+		return fmt.Errorf("edge: server: %w", err)
 	}
 	e.srv.OnNoRoute(e.serve)
 	if e.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(e.log)); err != nil {
-		return nil, fmt.Errorf("edge: client: %w", err)
+		return fmt.Errorf("edge: client: %w", err)
 	}
-	if e.streamer, err = bus.NewStreamer(nc); err != nil {
-		return nil, fmt.Errorf("edge: %w", err)
+	if e.streamer, err = bus.NewStreamer(e.nc); err != nil {
+		return fmt.Errorf("edge: %w", err)
 	}
-	return e, nil
+	d.Health.Check(wire.RoleEdge, e.Ready)
+	return nil
 }
 
 // edgeParser parses only the headers the edge itself reads: the transaction key
@@ -111,9 +141,13 @@ func edgeParser() *sip.Parser {
 	return sip.NewParser(sip.WithHeadersParsers(keep))
 }
 
-// Start binds every configured listener and joins the bus. A listener that
-// cannot bind is an error: the edge never runs with less than it was asked for.
-func (e *Edge) Start(ctx context.Context) error {
+// Start implements role.Role: it binds every configured listener and joins the
+// bus. A listener that cannot bind is an error: the edge never runs with less
+// than it was asked for.
+func (e *Edge) Start(ctx context.Context, d role.Deps) error {
+	if err := e.setup(d); err != nil {
+		return err
+	}
 	if e.cfg.UDPBind != "" {
 		conn, err := net.ListenPacket("udp", e.cfg.UDPBind)
 		if err != nil {
@@ -137,7 +171,7 @@ func (e *Edge) Start(ctx context.Context) error {
 			return fmt.Errorf("edge: listen tcp %s: %w", e.cfg.TCPBind, err)
 		}
 		e.listening(TCP, ln.Addr().String(), ln.Close)
-		go e.serveTransport(TCP, func() error { return e.srv.ServeTCP(ln) })
+		go e.serveTransport(TCP, func() error { return e.srv.ServeTCP(e.streamListener(ln, TCP)) })
 	}
 	if e.cfg.SIPSBind != "" {
 		if e.cfg.TLS == nil {
@@ -148,15 +182,11 @@ func (e *Edge) Start(ctx context.Context) error {
 			return fmt.Errorf("edge: listen tls %s: %w", e.cfg.SIPSBind, err)
 		}
 		e.listening(TLS, ln.Addr().String(), ln.Close)
-		go e.serveTransport(TLS, func() error { return e.srv.ServeTLS(ln) })
+		go e.serveTransport(TLS, func() error { return e.srv.ServeTLS(e.streamListener(ln, TLS)) })
 	}
 	if err := e.startSend(); err != nil {
 		return err
 	}
-	go func() {
-		<-ctx.Done()
-		e.Close()
-	}()
 	return nil
 }
 
@@ -196,8 +226,12 @@ func (e *Edge) Ready(context.Context) error {
 	return nil
 }
 
-// Close stops the listeners and leaves the bus.
-func (e *Edge) Close() {
+// Stop implements role.Role: the edge leaves the bus and closes its listeners;
+// the branches it holds end with it.
+func (e *Edge) Stop(context.Context) error {
+	if e.ua == nil {
+		return nil
+	}
 	e.mu.Lock()
 	closers := e.close
 	e.close = nil
@@ -211,4 +245,6 @@ func (e *Edge) Close() {
 	_ = e.streamer.Close()
 	_ = e.ua.Close()
 	e.replay.close()
+	e.prober.close()
+	return nil
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"net"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -19,7 +20,7 @@ func (e *Edge) readFilter(props sip.TransportReadProps, data []byte) ([]byte, er
 	if !strings.EqualFold(props.Transport, UDP) || isKeepAlive(data) {
 		return data, nil
 	}
-	out, resp := e.inspect(data)
+	out, resp := e.inspect(data, props.RemoteAddr)
 	if resp != nil {
 		e.mu.Lock()
 		conn := e.udp
@@ -35,10 +36,15 @@ func (e *Edge) readFilter(props sip.TransportReadProps, data []byte) ([]byte, er
 
 // inspect decides what happens to one datagram: out is what goes on to sipgo
 // (nil to drop it), resp the answer to send back, if any. No input panics it.
-func (e *Edge) inspect(data []byte) (out, resp []byte) {
+func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 	m, v := splitRaw(data)
 	if v.code == 0 && m.request {
 		v = m.check()
+	}
+	if v.code == 0 && m.request && m.method == "CANCEL" && remote != nil {
+		if resp, taken := e.interceptCancel(data, UDP, remote); taken {
+			return nil, resp
+		}
 	}
 	if v.code == 0 {
 		if m.request && e.replay != nil && replayable(UDP, m.method) {

@@ -16,7 +16,7 @@ import (
 func FuzzEdgeInput(f *testing.F) {
 	e := testEdge()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		out, resp := e.inspect(data)
+		out, resp := e.inspect(data, nil)
 		if out != nil && resp != nil {
 			t.Fatal("a datagram was both passed on and answered")
 		}

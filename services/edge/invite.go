@@ -1,72 +1,225 @@
 package edge
 
 import (
+	"net"
 	"strconv"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/ids"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// What the edge does for INVITE beyond relaying: it tells the role replica that
-// holds an INVITE when the caller cancels it, and it retransmits a 2xx over UDP
-// until the ACK comes (RFC 6026 moved that out of the transaction; the edge keeps
-// it because it owns the socket, and so the 2xx survives the replica that sent it).
+// What the edge does for an INVITE it relays to a role, beyond relaying:
+//   - CANCEL (RFC 3261 §9.2). The edge takes a CANCEL before sipgo sees it (the
+//     UDP read filter, the stream framing of stream.go), answers it 200 itself
+//     (with the To tag of the role's provisional responses, §9.2), and passes it
+//     to the role replica holding the INVITE, named by the Siphon-Replica of its
+//     responses, with the INVITE's transaction key as Siphon-Tx. The role sends
+//     the 487 with its own tag; a 2xx that crossed the CANCEL still goes to the
+//     caller. A role that sends no final response within --role-timeout of the
+//     CANCEL gets the 487 sent for it. A CANCEL the edge could not take first
+//     (one on a connection the edge dialed, or for an RFC 2543 INVITE) is
+//     answered by sipgo (200, then its own 487) and still passed on.
+//   - The 2xx over UDP is retransmitted by the edge until the ACK (RFC 6026
+//     moved that out of the transaction; the edge owns the socket, so the 2xx
+//     survives the replica that sent it).
 
 // inviteRelay is the INVITE-only part of one relay.
 type inviteRelay struct {
-	cancelled chan *sip.Request // the CANCEL sipgo answered (200, then 487)
-	replica   string            // the role replica that answered so far
-	cancel    *sip.Request      // set once cancelled, until a replica is known
+	key       string            // Siphon-Tx
+	cancelled chan *sip.Request // the CANCEL, once
+	once      sync.Once
+
+	mu         sync.Mutex
+	replica    string // the role replica that answered so far
+	toTag      string // the tag of the role's provisional responses
+	cancelSeen bool
 }
 
-// watchCancel hears when sipgo cancels tx. sipgo answers the CANCEL 200 and the
-// INVITE 487 itself; the role must still hear of it, to stop ringing.
-func watchCancel(tx sip.ServerTransaction) *inviteRelay {
-	inv := &inviteRelay{cancelled: make(chan *sip.Request, 1)}
-	srv, ok := tx.(*sip.ServerTx)
-	if !ok {
-		return inv
+func (inv *inviteRelay) take(c *sip.Request) {
+	inv.once.Do(func() {
+		inv.mu.Lock()
+		inv.cancelSeen = true
+		inv.mu.Unlock()
+		inv.cancelled <- c
+	})
+}
+
+func (inv *inviteRelay) heldBy(replica string) {
+	inv.mu.Lock()
+	inv.replica = replica
+	inv.mu.Unlock()
+}
+
+func (inv *inviteRelay) holder() string {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.replica
+}
+
+// wasCancelled reports whether the caller's CANCEL has come.
+func (inv *inviteRelay) wasCancelled() bool {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.cancelSeen
+}
+
+// provisionalTag keeps the To tag of a provisional response the role sent.
+func (inv *inviteRelay) provisionalTag(res *sip.Response) {
+	raw := res.GetHeader("To")
+	if raw == nil {
+		return
 	}
-	notify := func(r *sip.Request) {
-		select {
-		case inv.cancelled <- r:
-		default:
+	tag := toTag(raw.Value())
+	inv.mu.Lock()
+	if tag != "" {
+		inv.toTag = tag
+	}
+	inv.mu.Unlock()
+}
+
+// toTag is the tag parameter of a To header value.
+func toTag(v string) string {
+	to := &sip.ToHeader{}
+	var params sip.HeaderParams = sip.NewParams()
+	if _, err := sip.ParseAddressValue(v, &to.Address, &params); err != nil {
+		return ""
+	}
+	t, _ := params.Get("tag")
+	return t
+}
+
+func (inv *inviteRelay) tag() string {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.toTag
+}
+
+// invites are the INVITE server transactions a CANCEL can match, by key.
+type invites struct {
+	mu sync.Mutex
+	m  map[string]*inviteRelay
+}
+
+func (is *invites) get(key string) *inviteRelay {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.m[key]
+}
+
+// inviteKey is the server transaction key of an INVITE, computed from its top
+// Via as a CANCEL's matches it (RFC 3261 §9.2, §17.2.3): branch and sent-by.
+// "" for an RFC 2543 branch, which the edge leaves to sipgo.
+func inviteKey(req *sip.Request) string {
+	via := req.Via()
+	if via == nil {
+		return ""
+	}
+	branch, _ := via.Params.Get("branch")
+	if !strings.HasPrefix(branch, ids.BranchCookie) || len(branch) == len(ids.BranchCookie) {
+		return ""
+	}
+	port := via.Port
+	if port == 0 {
+		port = sip.DefaultPort(via.Transport)
+	}
+	return branch + "|" + strings.ToLower(via.Host) + ":" + strconv.Itoa(port)
+}
+
+// trackInvite makes an INVITE's transaction findable by a CANCEL for as long
+// as it lives.
+func (e *Edge) trackInvite(req *sip.Request, tx sip.ServerTransaction) *inviteRelay {
+	inv := &inviteRelay{key: inviteKey(req), cancelled: make(chan *sip.Request, 1)}
+	if inv.key != "" {
+		e.invites.mu.Lock()
+		e.invites.m[inv.key] = inv
+		e.invites.mu.Unlock()
+		forget := func(string, error) {
+			e.invites.mu.Lock()
+			if e.invites.m[inv.key] == inv {
+				delete(e.invites.m, inv.key)
+			}
+			e.invites.mu.Unlock()
+		}
+		if !tx.OnTerminate(forget) {
+			forget("", nil)
 		}
 	}
-	if !srv.OnCancel(notify) && srv.Err() == sip.ErrTransactionCanceled {
-		// Cancelled before the callback was in place: sipgo has answered it, but
-		// the CANCEL itself is gone; the role is told with a CANCEL built from the INVITE.
-		notify(cancelFor(srv.Origin()))
+	// The fallback: a CANCEL sipgo matched itself.
+	if srv, ok := tx.(*sip.ServerTx); ok {
+		if !srv.OnCancel(inv.take) && srv.Err() == sip.ErrTransactionCanceled {
+			inv.take(cancelFor(srv.Origin()))
+		}
 	}
 	return inv
 }
 
-// cancelFor builds the CANCEL RFC 3261 §9.1 would send for invite.
-func cancelFor(invite *sip.Request) *sip.Request {
-	c := sip.NewRequest(sip.CANCEL, invite.Recipient)
-	for _, name := range []string{"Via", "From", "To", "Call-ID", "Max-Forwards"} {
-		if h := invite.GetHeader(name); h != nil {
-			c.AppendHeader(sip.HeaderClone(h))
-		}
+// interceptCancel takes a CANCEL off the wire before sipgo sees it: if it
+// matches an INVITE the edge relays, resp is the 200 to send back at once and
+// the CANCEL is passed to that INVITE's relay; taken is false otherwise, and
+// the CANCEL goes on to sipgo (which answers 481, or handles an INVITE the
+// edge does not track).
+func (e *Edge) interceptCancel(data []byte, transport string, remote net.Addr) (resp []byte, taken bool) {
+	msg, err := sip.ParseMessage(data)
+	if err != nil {
+		return nil, false
 	}
-	c.AppendHeader(&sip.CSeqHeader{SeqNo: invite.CSeq().SeqNo, MethodName: sip.CANCEL})
-	c.SetTransport(invite.Transport())
-	c.SetSource(invite.Source())
-	return c
+	c, ok := msg.(*sip.Request)
+	if !ok || !c.IsCancel() || c.CSeq() == nil || c.CallID() == nil {
+		return nil, false
+	}
+	inv := e.invites.get(inviteKey(c))
+	if inv == nil {
+		return nil, false
+	}
+	c.SetTransport(strings.ToUpper(transport))
+	c.SetSource(remote.String())
+	e.metrics.Requests.WithLabelValues(wire.RoleEdge, "CANCEL").Inc()
+	inv.take(c)
+	ok200 := sip.NewResponseFromRequest(c, 200, "OK", nil)
+	if tag := inv.tag(); tag != "" {
+		ok200.To().Params.Add("tag", tag) // the provisional responses' tag (§9.2)
+	}
+	ok200.AppendHeader(sip.NewHeader("Server", e.userAgent))
+	e.countResponse(sip.CANCEL, 200)
+	return []byte(ok200.String()), true
 }
 
 // forwardCancel passes cancel to the replica of role that holds its INVITE.
-func (e *Edge) forwardCancel(role, replica string, cancel *sip.Request) {
-	err := e.nc.PublishMsg(&nats.Msg{
-		Subject: wire.Replica(role, replica), Header: e.busHeader(cancel), Data: []byte(cancel.String()),
-	})
+func (e *Edge) forwardCancel(role, replica string, inv *inviteRelay, cancel *sip.Request) {
+	h := e.busHeader(cancel)
+	h[wire.HdrTx] = []string{inv.key}
+	err := e.nc.PublishMsg(&nats.Msg{Subject: wire.Replica(role, replica), Header: h, Data: []byte(cancel.String())})
 	if err != nil {
 		e.log.Warn("forward CANCEL failed", "role", role, "replica", replica, "error", err)
 	}
+}
+
+// terminated answers a cancelled INVITE 487 for a role that did not: with the
+// tag of its provisional responses, if it sent any.
+func (e *Edge) terminated(req *sip.Request, tx sip.ServerTransaction, inv *inviteRelay) {
+	res := sipmsg.NewResponse(req, 487, "Request Terminated", nil, e.ids)
+	if tag := inv.tag(); tag != "" {
+		res.To().Params.Remove("tag")
+		res.To().Params.Add("tag", tag)
+	}
+	res.AppendHeader(sipmsg.Warning(e.cfg.ID, "the role did not answer the CANCEL"))
+	res.AppendHeader(sip.NewHeader("Server", e.userAgent))
+	if err := e.respond(req, tx, res); err == nil {
+		e.countResponse(req.Method, 487)
+	}
+}
+
+// cancelFromSipgo reports whether sipgo already answered the CANCEL (the
+// fallback path): then the transaction is over and only the role is told.
+func cancelFromSipgo(tx sip.ServerTransaction) bool {
+	srv, ok := tx.(*sip.ServerTx)
+	return ok && srv.Err() == sip.ErrTransactionCanceled
 }
 
 // ackWaiters are the 2xx responses the edge retransmits, by Call-ID and CSeq.
@@ -123,21 +276,21 @@ func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *si
 		}
 		e.acks.mu.Unlock()
 	}()
-	giveUp := time.NewTimer(64 * sip.T1)
+	giveUp := e.clock.NewTimer(64 * sip.T1)
 	defer giveUp.Stop()
 	interval := sip.T1
-	next := time.NewTimer(interval)
+	next := e.clock.NewTimer(interval)
 	defer next.Stop()
 	for {
 		select {
 		case <-ack:
 			return true
-		case <-giveUp.C:
+		case <-giveUp.Chan():
 			e.log.Info("no ACK for a 2xx", "call_id", req.CallID().Value())
 			return false
 		case <-tx.Done():
 			return false
-		case <-next.C:
+		case <-next.Chan():
 			if err := tx.Respond(res); err != nil {
 				return false
 			}

@@ -15,10 +15,6 @@ import (
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// timerC bounds how long an INVITE may ring once a role has sent a provisional
-// response (RFC 3261 §16.6 step 11: more than 3 minutes).
-const timerC = 3*time.Minute + 10*time.Second
-
 // retryAfter is what the edge tells clients when no replica of a role runs: a
 // restarting role is usually back within seconds.
 const retryAfter = "5"
@@ -44,7 +40,7 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 			e.forwardAck(req, r)
 		}
 	case req.IsCancel():
-		// sipgo answered every CANCEL that matched an INVITE transaction here.
+		// The edge and sipgo answered every CANCEL that matched an INVITE here.
 		e.metrics.Requests.WithLabelValues(mode.RoleEdge, methodLabel(method)).Inc()
 		e.reply(req, tx, 481, "Call/Transaction Does Not Exist", "")
 	case !routed:
@@ -85,30 +81,45 @@ func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, res *sip.Resp
 // relay hands req to its role and relays every response back until a final one.
 func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 	start := time.Now()
-	st, err := e.streamer.Open(r.subject, e.busHeader(req), []byte(req.String()))
+	var inv *inviteRelay
+	var cancelled <-chan *sip.Request // nil unless INVITE: never ready
+	h := e.busHeader(req)
+	if req.IsInvite() {
+		inv = e.trackInvite(req, tx)
+		cancelled = inv.cancelled
+		h[wire.HdrTx] = []string{inv.key}
+	}
+	st, err := e.streamer.Open(r.subject, h, []byte(req.String()))
 	if err != nil {
 		e.log.Warn("publish to role failed", "role", r.role, "error", err)
 		e.reply(req, tx, 503, "Service Unavailable", "bus unavailable", sip.NewHeader("Retry-After", retryAfter))
 		return
 	}
 	defer st.Close()
-	wait := time.NewTimer(e.cfg.RoleTimeout)
+	wait := e.clock.NewTimer(e.cfg.RoleTimeout)
 	defer wait.Stop()
-	var inv *inviteRelay
-	var cancelled <-chan *sip.Request // nil unless INVITE: never ready
-	if req.IsInvite() {
-		inv = watchCancel(tx)
-		cancelled = inv.cancelled
-	}
+	var cancel *sip.Request // the caller's CANCEL, until the replica holding the INVITE is known
 	for {
 		select {
 		case c := <-cancelled:
-			inv.cancel, cancelled = c, nil
-			if inv.replica != "" {
-				e.forwardCancel(r.role, inv.replica, c)
-				return
+			cancelled = nil
+			if cancelFromSipgo(tx) {
+				// sipgo answered 200 and 487 itself: the role only needs to know.
+				if replica := inv.holder(); replica != "" {
+					e.forwardCancel(r.role, replica, inv, c)
+					return
+				}
+				cancel = c
+				continue
 			}
-			// No response from the role yet: its first names the replica.
+			if replica := inv.holder(); replica != "" {
+				e.forwardCancel(r.role, replica, inv, c)
+			} else {
+				cancel = c // the role's first response names the replica
+			}
+			// The role answers 487 (or the 2xx that crossed the CANCEL); one
+			// that does not within --role-timeout gets it sent for it.
+			wait.Reset(e.cfg.RoleTimeout)
 		case m := <-st.C():
 			if bus.IsNoResponders(m) {
 				e.reply(req, tx, 503, "Service Unavailable", "no "+r.role+" role is running",
@@ -117,11 +128,14 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			}
 			if inv != nil {
 				if id := m.Header.Get(wire.HdrReplica); id != "" {
-					inv.replica = id
+					inv.heldBy(id)
 				}
-				if inv.cancel != nil && inv.replica != "" {
-					e.forwardCancel(r.role, inv.replica, inv.cancel)
-					return
+				if cancel != nil && inv.holder() != "" {
+					e.forwardCancel(r.role, inv.holder(), inv, cancel)
+					cancel = nil
+					if cancelFromSipgo(tx) {
+						return
+					}
 				}
 			}
 			res, err := roleResponse(m.Data, req)
@@ -129,6 +143,9 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 				e.log.Error("role sent an unusable response", "role", r.role, "error", err)
 				e.reply(req, tx, 500, "Server Internal Error", "role "+r.role+" sent an unusable response")
 				return
+			}
+			if inv != nil && res.StatusCode > 100 && res.StatusCode < 200 {
+				inv.provisionalTag(res)
 			}
 			if err := e.respond(req, tx, res); err != nil {
 				e.log.Warn("respond failed", "method", req.Method, "code", res.StatusCode, "error", err)
@@ -142,17 +159,25 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 				}
 				return
 			}
+			if inv != nil && inv.wasCancelled() {
+				continue // the clock set by the CANCEL runs on
+			}
 			if req.IsInvite() {
-				wait.Reset(timerC)
+				wait.Reset(e.cfg.TimerC)
 			} else {
 				wait.Reset(e.cfg.RoleTimeout)
 			}
-		case <-wait.C:
-			e.log.Warn("role did not answer", "role", r.role, "method", req.Method, "timeout", e.cfg.RoleTimeout)
+		case <-wait.Chan():
+			if inv != nil && inv.wasCancelled() {
+				e.log.Warn("role did not answer a CANCEL: sending 487 for it", "role", r.role)
+				e.terminated(req, tx, inv)
+				return
+			}
+			e.log.Warn("role did not answer", "role", r.role, "method", req.Method)
 			e.reply(req, tx, 408, "Request Timeout", "role "+r.role+" did not answer in time")
 			return
 		case <-tx.Done():
-			return // cancelled, or the transport failed: nothing more can be sent
+			return // the transport failed: nothing more can be sent
 		}
 	}
 }

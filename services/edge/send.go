@@ -1,51 +1,50 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
-// The send path: roles hand the edge complete SIP messages to send. A request
-// (other than ACK) runs a client transaction here and every response it gets is
-// published back to the asking role, the final one last. Responses and ACKs are
-// sent statelessly and acknowledged with an empty reply (or a micro error).
+// The send path (the contract is in pkg/wire): roles hand the edge complete SIP
+// messages to send. A request other than ACK runs a client transaction here
+// (branch.go) and every response it gets goes back to the asking role. ACKs
+// and responses are sent statelessly and acknowledged with an empty reply (or
+// a micro error). The cancel endpoint CANCELs an INVITE branch.
 
-// sendTimeout bounds one client transaction: an INVITE may ring for Timer C.
-const sendTimeout = timerC + 32*time.Second
-
-// startSend joins the bus as the "edge" micro service: this edge's own send
-// subject, and the shared one any edge may serve.
+// startSend joins the bus as the edge micro service: this edge's own send and
+// cancel subjects, and the shared send subject in the edges' queue group.
 func (e *Edge) startSend() error {
 	svc, err := micro.AddService(e.nc, micro.Config{
-		Name:        "edge",
-		Version:     sipbus.Version,
+		Name:        wire.ServiceEdge,
+		Version:     wire.Version,
 		Description: "siphon SIP edge " + e.cfg.ID,
 		QueueGroup:  wire.QueueEdge,
-		Metadata:    map[string]string{"edge_id": e.cfg.ID, "mode": e.mode.Name},
+		Metadata:    map[string]string{wire.MetaEdgeID: e.cfg.ID, wire.MetaMode: e.mode.Name},
 	})
 	if err != nil {
 		return fmt.Errorf("edge: add send service: %w", err)
 	}
 	e.sendSvc = svc
 	handler := micro.HandlerFunc(e.handleSend)
-	if err := svc.AddEndpoint("send", handler, micro.WithEndpointSubject(wire.EdgeSend(e.cfg.ID))); err != nil {
+	if err := svc.AddEndpoint(wire.EndpointSend, handler, micro.WithEndpointSubject(wire.EdgeSend(e.cfg.ID))); err != nil {
 		return fmt.Errorf("edge: add send endpoint: %w", err)
 	}
-	if err := svc.AddEndpoint("send-any", handler, micro.WithEndpointSubject(wire.EdgeSendAny)); err != nil {
+	if err := svc.AddEndpoint(wire.EndpointSendAny, handler, micro.WithEndpointSubject(wire.EdgeSendAny)); err != nil {
 		return fmt.Errorf("edge: add send-any endpoint: %w", err)
+	}
+	cancel := micro.HandlerFunc(e.handleCancel)
+	if err := svc.AddEndpoint(wire.EndpointCancel, cancel, micro.WithEndpointSubject(wire.EdgeCancel(e.cfg.ID))); err != nil {
+		return fmt.Errorf("edge: add cancel endpoint: %w", err)
 	}
 	return nil
 }
@@ -53,7 +52,7 @@ func (e *Edge) startSend() error {
 func (e *Edge) handleSend(mr micro.Request) {
 	msg, err := sip.ParseMessage(mr.Data())
 	if err != nil {
-		sendError(mr, "400", "unparseable SIP message: "+err.Error())
+		sendError(mr, wire.RefuseBadMessage, "unparseable SIP message: "+err.Error())
 		return
 	}
 	h := mr.Headers()
@@ -62,7 +61,7 @@ func (e *Edge) handleSend(mr micro.Request) {
 		done(mr, e.sendResponse(m, h))
 	case *sip.Request:
 		if err := e.address(m, h); err != nil {
-			sendError(mr, "400", err.Error())
+			sendError(mr, wire.RefuseBadMessage, err.Error())
 			return
 		}
 		if m.IsAck() {
@@ -70,8 +69,19 @@ func (e *Edge) handleSend(mr micro.Request) {
 			return
 		}
 		// The transaction outlives this callback; micro's subscription must not wait for it.
-		go e.sendRequest(m, mr)
+		go e.sendRequest(m, mr.Reply())
 	}
+}
+
+// handleCancel cancels the INVITE branch the request names (RFC 3261 §9.1).
+func (e *Edge) handleCancel(mr micro.Request) {
+	id := mr.Headers().Get(wire.HdrBranch)
+	b := e.branches.get(id)
+	if b == nil || !b.invite || !b.cancel(cancelByRole, mr.Headers().Get(wire.HdrReason)) {
+		sendError(mr, wire.RefuseNoBranch, "no INVITE branch "+id+" still ringing at edge "+e.cfg.ID)
+		return
+	}
+	done(mr, nil)
 }
 
 // noBuild keeps sipgo from adding headers: roles send complete messages and the
@@ -146,52 +156,12 @@ func outboundIP(dest string) net.IP {
 	return c.LocalAddr().(*net.UDPAddr).IP
 }
 
-// sendRequest runs the client transaction and streams every response back.
-func (e *Edge) sendRequest(req *sip.Request, mr micro.Request) {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	tx, err := e.client.TransactionRequest(ctx, req, noBuild)
-	if err != nil {
-		e.sendSynthesized(mr, req, 503, "Service Unavailable", "transport: "+err.Error())
+// publishReply sends one message of a send-path stream to the asker.
+func (e *Edge) publishReply(reply string, h nats.Header, data []byte) {
+	if reply == "" {
 		return
 	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			res.RemoveHeader("Via") // the edge's own: the role never sees it
-			e.publishReply(mr, nats.Header{}, []byte(res.String()))
-			if res.StatusCode >= 200 {
-				return
-			}
-		case <-tx.Done():
-			err := tx.Err()
-			if errors.Is(err, sip.ErrTransactionTimeout) {
-				e.sendSynthesized(mr, req, 408, "Request Timeout", "timeout: no response from "+req.Destination())
-			} else {
-				e.sendSynthesized(mr, req, 503, "Service Unavailable", fmt.Sprintf("transport: %v", err))
-			}
-			return
-		case <-ctx.Done():
-			e.sendSynthesized(mr, req, 408, "Request Timeout", "timeout: transaction lasted too long")
-			return
-		}
-	}
-}
-
-// sendSynthesized tells the role its request failed, as a SIP response it can
-// handle like any other, with Siphon-Error saying why.
-func (e *Edge) sendSynthesized(mr micro.Request, req *sip.Request, code int, reason, why string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	res.RemoveHeader("Via")
-	e.publishReply(mr, nats.Header{wire.HdrError: {why}}, []byte(res.String()))
-}
-
-func (e *Edge) publishReply(mr micro.Request, h nats.Header, data []byte) {
-	if mr.Reply() == "" {
-		return
-	}
-	if err := e.nc.PublishMsg(&nats.Msg{Subject: mr.Reply(), Header: h, Data: data}); err != nil {
+	if err := e.nc.PublishMsg(&nats.Msg{Subject: reply, Header: h, Data: data}); err != nil {
 		e.log.Warn("reply to sender failed", "error", err)
 	}
 }
@@ -230,10 +200,10 @@ func viaDestination(via *sip.ViaHeader) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-// done acknowledges a stateless send.
+// done acknowledges a stateless send or a cancel.
 func done(mr micro.Request, err error) {
 	if err != nil {
-		sendError(mr, "503", err.Error())
+		sendError(mr, wire.RefuseTransport, err.Error())
 		return
 	}
 	if mr.Reply() != "" {

@@ -81,8 +81,9 @@ func (c *Config) AlgorithmList() []string {
 	return out
 }
 
-// Validate checks the expiries and the digest policy and loads the users file.
-func (c *Config) Validate() error {
+// Validate implements role.Config: it checks the expiries and the digest policy
+// and loads the users file.
+func (c *Config) Validate(map[string]bool) error {
 	if c.MinExpiry < 0 || c.MinExpiry > c.DefaultExpiry || c.DefaultExpiry > c.MaxExpiry {
 		return fmt.Errorf("registration expiries must satisfy 0 <= --reg-min-expiry (%d) <= --reg-default-expiry (%d) <= --reg-max-expiry (%d)",
 			c.MinExpiry, c.DefaultExpiry, c.MaxExpiry)

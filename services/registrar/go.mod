@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/emiago/sipgo v1.7.3
 	github.com/icholy/digest v1.2.0
-	github.com/nats-io/nats.go v1.55.0
+	github.com/jonboulle/clockwork v0.5.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
 )
 
@@ -18,6 +18,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect

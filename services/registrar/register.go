@@ -16,13 +16,16 @@ import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // supported are the option tags the registrar implements: Path (RFC 3327) and
 // outbound (RFC 5626: instance, reg-id and the flow are kept per binding).
-var supported = map[string]bool{"path": true, "outbound": true}
+// supportedTags are the option tags the registrar implements (RFC 3327 Path,
+// RFC 5626 outbound); supportedHeader is them as a Supported value.
+var supportedTags = []string{"path", "outbound"}
 
-const supportedHeader = "path, outbound"
+var supportedHeader = strings.Join(supportedTags, ", ")
 
 // register handles REGISTER (RFC 3261 §10.3).
 func (r *Registrar) register(req *sipbus.Request) {
@@ -32,7 +35,7 @@ func (r *Registrar) register(req *sipbus.Request) {
 		r.reject(req, 403, "Forbidden", "registrations are not accepted here (--auto-accept-registrations=false)")
 		return
 	}
-	if tags := unsupportedTags(req.Request); len(tags) > 0 {
+	if tags := sipmsg.Unsupported(req.Request, "Require", supportedTags); len(tags) > 0 {
 		res := sipmsg.NewResponse(req.Request, 420, "Bad Extension", nil, r.ids)
 		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
 		r.respond(req, res)
@@ -59,10 +62,10 @@ func (r *Registrar) register(req *sipbus.Request) {
 		out, err = r.loc.Register(ctx, reg, now)
 		if err == nil {
 			current = out.Current
-			r.announce(EventAdded, out.Added)
-			r.announce(EventRefreshed, out.Refreshed)
-			r.announce(EventRemoved, out.Removed)
-			r.announce(EventExpired, out.Expired)
+			r.announce(wire.EventBindingAdded, out.Added)
+			r.announce(wire.EventBindingRefreshed, out.Refreshed)
+			r.announce(wire.EventBindingRemoved, out.Removed)
+			r.announce(wire.EventBindingExpired, out.Expired)
 		}
 	}
 	switch {
@@ -217,12 +220,12 @@ func (r *Registrar) ok(req *sipbus.Request, bindings []store.Binding, now time.T
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http.TimeFormat)))
 	// RFC 3327 §5.3: echo the Path when the UA said it supports it.
-	if hasOptionTag(req.Request, "Supported", "path") {
+	if sipmsg.HasOptionTag(req.Request, "Supported", "path") {
 		for _, h := range req.GetHeaders("Path") {
 			res.AppendHeader(sip.NewHeader("Path", h.Value()))
 		}
 	}
-	if outbound && hasOptionTag(req.Request, "Supported", "outbound") {
+	if outbound && sipmsg.HasOptionTag(req.Request, "Supported", "outbound") {
 		res.AppendHeader(sip.NewHeader("Require", "outbound"))
 	}
 	res.AppendHeader(sip.NewHeader("Supported", supportedHeader))
@@ -265,28 +268,4 @@ func addressOfRecord(to *sip.ToHeader) (aor, user string, err error) {
 		aor += ":" + strconv.Itoa(u.Port)
 	}
 	return aor, user, nil
-}
-
-// unsupportedTags lists Require option tags the registrar does not implement.
-func unsupportedTags(req *sip.Request) []string {
-	var out []string
-	for _, h := range req.GetHeaders("Require") {
-		for _, tag := range strings.Split(h.Value(), ",") {
-			if tag = strings.TrimSpace(tag); tag != "" && !supported[strings.ToLower(tag)] {
-				out = append(out, tag)
-			}
-		}
-	}
-	return out
-}
-
-func hasOptionTag(req *sip.Request, header, tag string) bool {
-	for _, h := range req.GetHeaders(header) {
-		for _, t := range strings.Split(h.Value(), ",") {
-			if strings.EqualFold(strings.TrimSpace(t), tag) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/nats-io/nats.go"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/wire"
@@ -31,6 +32,10 @@ const workers = 256
 // sweepEvery is how often a replica looks for expired bindings to announce.
 const sweepEvery = 500 * time.Millisecond
 
+func init() {
+	role.Register(wire.RoleRegistrar, func() role.Role { return &Registrar{} })
+}
+
 // Registrar is one replica of the role.
 type Registrar struct {
 	cfg       Config
@@ -41,7 +46,7 @@ type Registrar struct {
 	ids       *ids.Generator
 	log       *slog.Logger
 	metrics   *obs.Metrics
-	now       func() time.Time
+	clock     clockwork.Clock
 	// publish sends an event; nil drops events (handler tests).
 	publish func(subject string, data []byte) error
 
@@ -50,13 +55,19 @@ type Registrar struct {
 	wg   sync.WaitGroup
 }
 
-// New makes the role. cfg must have passed Validate.
-func New(cfg Config, backend store.Backend, userAgent string, m *obs.Metrics, log *slog.Logger) *Registrar {
-	return &Registrar{
-		cfg: cfg, userAgent: userAgent, loc: backend.Location(), backend: backend, metrics: m,
-		ids: ids.FromEnv(mode.RoleRegistrar), log: log.With("role", mode.RoleRegistrar), now: time.Now,
-	}
+// Name implements role.Role.
+func (r *Registrar) Name() string { return wire.RoleRegistrar }
+
+// Config implements role.Role.
+func (r *Registrar) Config() role.Config { return &r.cfg }
+
+// use takes the dependencies the handlers need; Start calls it, handler tests too.
+func (r *Registrar) use(d role.Deps) {
+	r.userAgent, r.backend, r.loc, r.metrics, r.clock = d.UserAgent, d.Store, d.Store.Location(), d.Metrics, d.Clock
+	r.ids, r.log = d.IDs(wire.RoleRegistrar), d.Log.With("role", wire.RoleRegistrar)
 }
+
+func (r *Registrar) now() time.Time { return r.clock.Now() }
 
 // prepare loads the shared nonce secret, so every replica signs alike.
 func (r *Registrar) prepare(ctx context.Context) error {
@@ -82,13 +93,14 @@ func (r *Registrar) Handlers() map[string]sipbus.Handler {
 	return map[string]sipbus.Handler{"REGISTER": r.register}
 }
 
-// Start joins the bus and starts announcing expiries.
-func (r *Registrar) Start(ctx context.Context, nc *nats.Conn) error {
+// Start implements role.Role: it joins the bus and starts announcing expiries.
+func (r *Registrar) Start(ctx context.Context, d role.Deps) error {
+	r.use(d)
 	if err := r.prepare(ctx); err != nil {
 		return err
 	}
-	r.publish = nc.Publish
-	svc, err := sipbus.Serve(nc, mode.RoleRegistrar, r.Handlers(), sipbus.Options{Workers: workers}, r.metrics, r.log)
+	r.publish = d.NATS.Publish
+	svc, err := sipbus.Serve(d.NATS, wire.RoleRegistrar, r.Handlers(), sipbus.Options{Workers: workers}, r.metrics, r.log)
 	if err != nil {
 		return err
 	}
@@ -99,49 +111,39 @@ func (r *Registrar) Start(ctx context.Context, nc *nats.Conn) error {
 	return nil
 }
 
-// Stop leaves the bus.
-func (r *Registrar) Stop() error {
+// Stop implements role.Role: it leaves the bus and lets the REGISTERs taken finish.
+func (r *Registrar) Stop(ctx context.Context) error {
 	if r.svc == nil {
 		return nil
 	}
 	close(r.stop)
 	r.wg.Wait()
-	return r.svc.Stop()
+	return r.svc.Stop(ctx)
 }
 
 // sweep announces bindings that expired. Every replica sweeps; the store hands
 // each expired binding to one of them.
 func (r *Registrar) sweep() {
 	defer r.wg.Done()
-	t := time.NewTicker(sweepEvery)
+	t := r.clock.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
-		case <-t.C:
-			expired, err := r.loc.Expire(context.Background(), r.now(), 1000)
-			if err != nil {
-				r.log.Warn("expiry sweep failed", "error", err)
-			}
-			r.announce(EventExpired, expired)
+		case <-t.Chan():
+			r.expireDue()
 		}
 	}
 }
 
-// Events the registrar publishes on siphon.v1.event.registrar.<name>.
-const (
-	EventAdded     = "binding.added"
-	EventRefreshed = "binding.refreshed"
-	EventRemoved   = "binding.removed"
-	EventExpired   = "binding.expired"
-)
-
-// Event is the JSON payload of a binding event.
-type Event struct {
-	Event   string        `json:"event"`
-	Binding store.Binding `json:"binding"`
-	At      time.Time     `json:"at"`
+// expireDue announces the bindings whose time has passed.
+func (r *Registrar) expireDue() {
+	expired, err := r.loc.Expire(context.Background(), r.now(), 1000)
+	if err != nil {
+		r.log.Warn("expiry sweep failed", "error", err)
+	}
+	r.announce(wire.EventBindingExpired, expired)
 }
 
 func (r *Registrar) announce(name string, bs []store.Binding) {
@@ -150,7 +152,7 @@ func (r *Registrar) announce(name string, bs []store.Binding) {
 	}
 	subject := wire.Event(mode.RoleRegistrar, name)
 	for _, b := range bs {
-		data, err := json.Marshal(Event{Event: name, Binding: b, At: r.now()})
+		data, err := json.Marshal(wire.BindingEvent{Event: name, Binding: b, At: r.now()})
 		if err == nil {
 			err = r.publish(subject, data)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // errNoAnswerOwed: an ACK carried SDP though no offer of this side was open.
@@ -39,7 +40,7 @@ func (u *UAS) ack(r *sipbus.Request) {
 		u.log.Info("ACK answer not taken", "call_id", r.CallID().Value(), "error", err)
 		return
 	}
-	ev := dialogEvent(EventAnswered, d)
+	ev := dialogEvent(wire.EventCallAnswered, d)
 	ev.ContentType, ev.Body = "application/sdp", string(body)
 	u.announce(ev)
 }

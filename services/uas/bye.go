@@ -2,6 +2,7 @@ package uas
 
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // bye ends the dialog it names: 200 once it is gone from the store, 481 when
@@ -19,5 +20,5 @@ func (u *UAS) bye(r *sipbus.Request) {
 		return
 	}
 	u.reply(r, 200, "OK", "")
-	u.announce(dialogEvent(EventCallEnded, d))
+	u.announce(dialogEvent(wire.EventCallEnded, d))
 }

@@ -39,8 +39,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DialogExpiry, "dialog-expiry", time.Hour, "a dialog with no request for this long and no session timer is forgotten")
 }
 
-// Validate checks the SDP profile and the timings.
-func (c *Config) Validate() error {
+// Validate implements role.Config: it checks the SDP profile and the timings.
+func (c *Config) Validate(map[string]bool) error {
 	if _, err := LoadCapabilities(c.SDPProfile); err != nil {
 		return fmt.Errorf("%w (want none, audio-only, audio-video or an SDP file)", err)
 	}

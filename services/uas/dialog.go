@@ -7,24 +7,20 @@ import (
 	"hash/fnv"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
-	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
-	"github.com/siphon-lab/siphon/pkg/wire"
+	"github.com/siphon-lab/siphon/pkg/uac"
 )
 
 // Dialogs (RFC 3261 §12) as the uas keeps them, and the requests it sends
 // inside them through the edge's send path.
 
 // sendTimeout bounds a request the uas sends: a transaction's Timer B/F, and
-// an INVITE's ringing.
+// an INVITE's ringing (the edge's Timer C ends it before).
 const sendTimeout = 3*time.Minute + 45*time.Second
 
 // newDialog is the UAS side of the dialog an INVITE creates (RFC 3261 §12.1.1).
@@ -111,13 +107,18 @@ func contactHostPort(r *sipbus.Request) string {
 	return h
 }
 
-// contact is this UAS's Contact for dialog d.
-func contact(d *store.Dialog) sip.Header {
+// contactURI is this UAS's Contact URI for dialog d.
+func contactURI(d *store.Dialog) string {
 	uri := "sip:siphon@" + d.Local
 	if d.Transport != "" && d.Transport != "udp" {
 		uri += ";transport=" + d.Transport
 	}
-	return sip.NewHeader("Contact", "<"+uri+">")
+	return uri
+}
+
+// contact is this UAS's Contact header for dialog d.
+func contact(d *store.Dialog) sip.Header {
+	return sip.NewHeader("Contact", "<"+contactURI(d)+">")
 }
 
 // mediaHost is the address the SDP announces.
@@ -202,88 +203,46 @@ func (u *UAS) answerInDialog(r *sipbus.Request, err error) {
 	}
 }
 
-// request builds a request inside d (RFC 3261 §12.2.1.1) with the next local
-// CSeq, which the caller stores. The edge adds its Via.
-func (u *UAS) request(d *store.Dialog, method string, cseq uint32, body []byte, hdrs ...string) []byte {
-	var b strings.Builder
-	b.WriteString(method + " " + d.RemoteTarget + " SIP/2.0\r\n")
-	for _, r := range d.RouteSet {
-		b.WriteString("Route: " + r + "\r\n")
+// request builds a request of method inside d (RFC 3261 §12.2.1.1) with CSeq
+// cseq, which the caller has taken. The edge adds its Via.
+func (u *UAS) request(d *store.Dialog, method sip.RequestMethod, cseq uint32, contentType string, body []byte, hdrs ...sip.Header) (*sip.Request, error) {
+	view := uac.Dialog{
+		CallID: d.CallID, LocalURI: d.LocalURI, LocalTag: d.LocalTag,
+		RemoteURI: d.RemoteURI, RemoteTag: d.RemoteTag, RemoteTarget: d.RemoteTarget,
+		RouteSet: d.RouteSet, Contact: contactURI(d), UserAgent: u.userAgent,
 	}
-	b.WriteString("Max-Forwards: 70\r\n")
-	b.WriteString("From: " + d.LocalURI + ";tag=" + d.LocalTag + "\r\n")
-	b.WriteString("To: " + d.RemoteURI)
-	if d.RemoteTag != "" { // an initial INVITE (a transfer call) has none yet
-		b.WriteString(";tag=" + d.RemoteTag)
+	req, err := view.Request(method, cseq, contentType, body)
+	if err != nil {
+		return nil, fmt.Errorf("uas: %s in %s: %w", method, d.ID, err)
 	}
-	b.WriteString("\r\n")
-	b.WriteString("Call-ID: " + d.CallID + "\r\n")
-	b.WriteString("CSeq: " + strconv.FormatUint(uint64(cseq), 10) + " " + method + "\r\n")
-	b.WriteString("Contact: " + contact(d).Value() + "\r\n")
-	b.WriteString("User-Agent: " + u.userAgent + "\r\n")
 	for _, h := range hdrs {
-		b.WriteString(h + "\r\n")
+		req.AppendHeader(h)
 	}
-	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
-	b.Write(body)
-	return []byte(b.String())
+	return req, nil
 }
 
-// sendSubject and header say which edge sends for d: the one owning its
-// connection, or any edge for UDP.
-func sendVia(d *store.Dialog) (string, nats.Header) {
+// viaFor says which edge sends for d: the one owning its connection, or any
+// edge for UDP.
+func viaFor(d *store.Dialog) uac.Via {
 	if d.Flow != "" {
-		return wire.EdgeSend(d.Edge), nats.Header{wire.HdrFlow: {d.Flow}}
+		return uac.Via{Edge: d.Edge, Flow: d.Flow}
 	}
-	return wire.EdgeSendAny, nats.Header{}
+	return uac.Via{}
 }
 
-// send runs a request through the edge and returns its final response; each
-// provisional one goes to onProvisional when given.
-func (u *UAS) send(ctx context.Context, subject string, hdr nats.Header, msg []byte, onProvisional func(*sip.Response)) (*sip.Response, error) {
-	st, err := u.streamer.Open(subject, hdr, msg)
-	if err != nil {
-		return nil, fmt.Errorf("uas: send: %w", err)
+// ackFor builds the ACK of a 2xx to an INVITE this side sent in d (RFC 3261
+// §13.2.2.4): the 2xx's Contact is the remote target, the INVITE's CSeq number.
+func (u *UAS) ackFor(d *store.Dialog, cseq uint32) func(*sip.Response) (*sip.Request, error) {
+	return func(res *sip.Response) (*sip.Request, error) {
+		target := *d
+		if c := res.Contact(); c != nil {
+			target.RemoteTarget = c.Address.String()
+		}
+		if target.RemoteTag == "" {
+			target.RemoteTag = tagOf(res.To())
+		}
+		return u.request(&target, sip.ACK, cseq, "", nil)
 	}
-	defer st.Close()
-	for {
-		m, err := st.Next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("uas: send: %w", err)
-		}
-		if bus.IsNoResponders(m) {
-			return nil, errors.New("uas: send: no edge is running")
-		}
-		if e := m.Header.Get(micro.ErrorHeader); e != "" {
-			return nil, fmt.Errorf("uas: send: edge refused: %s", e)
-		}
-		parsed, err := sip.ParseMessage(m.Data)
-		if err != nil {
-			return nil, fmt.Errorf("uas: send: unparseable response: %w", err)
-		}
-		res, ok := parsed.(*sip.Response)
-		if !ok {
-			return nil, errors.New("uas: send: edge replied with a request")
-		}
-		if res.StatusCode >= 200 {
-			return res, nil
-		}
-		if onProvisional != nil {
-			onProvisional(res)
-		}
-	}
-}
-
-// sendStateless hands the edge an ACK, which gets no response.
-func (u *UAS) sendStateless(subject string, hdr nats.Header, msg []byte) error {
-	m, err := u.nc.RequestMsg(&nats.Msg{Subject: subject, Header: hdr, Data: msg}, storeTimeout)
-	if err != nil {
-		return fmt.Errorf("uas: send ACK: %w", err)
-	}
-	if e := m.Header.Get(micro.ErrorHeader); e != "" {
-		return fmt.Errorf("uas: send ACK: edge refused: %s", e)
-	}
-	return nil
 }
 
 // hangUp ends d from this side: BYE through the edge, then the dialog is gone.
@@ -292,12 +251,16 @@ func (u *UAS) hangUp(ctx context.Context, d *store.Dialog, reason string) {
 	if err == nil {
 		d = next
 	}
-	subject, hdr := sendVia(d)
-	res, err := u.send(ctx, subject, hdr, u.request(d, "BYE", d.LocalCSeq, nil, "Reason: SIP;cause=200;text=\""+reason+"\""), nil)
+	bye, err := u.request(d, sip.BYE, d.LocalCSeq, "", nil, sip.NewHeader("Reason", `SIP;cause=200;text="`+reason+`"`))
+	if err == nil {
+		var res uac.Response
+		res, err = u.send.Do(ctx, bye, viaFor(d), nil)
+		if err == nil && res.StatusCode >= 300 {
+			u.log.Info("BYE refused", "call_id", d.CallID, "code", res.StatusCode)
+		}
+	}
 	if err != nil {
 		u.log.Info("BYE not answered", "call_id", d.CallID, "error", err)
-	} else if res.StatusCode >= 300 {
-		u.log.Info("BYE refused", "call_id", d.CallID, "code", res.StatusCode)
 	}
 	_, _ = u.dialogs.Delete(ctx, d.ID)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
 )
 
@@ -27,34 +28,14 @@ func supportedTags(cfg Config) []string {
 	return append(tags, "replaces")
 }
 
-// optionTags reads every value of the header named name (a comma list, in one
-// or several lines).
-func optionTags(r *sip.Request, name string) []string {
-	var out []string
-	for _, h := range r.GetHeaders(name) {
-		for _, t := range strings.Split(h.Value(), ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				out = append(out, strings.ToLower(t))
-			}
-		}
-	}
-	return out
-}
-
 func has(r *sip.Request, header, tag string) bool {
-	return slices.Contains(optionTags(r, header), tag)
+	return sipmsg.HasOptionTag(r, header, tag)
 }
 
 // refuseExtensions answers 420 when r requires an option tag this
 // configuration lacks (RFC 3261 §8.2.2.3), and reports whether it did.
 func (u *UAS) refuseExtensions(r *sipbus.Request) bool {
-	ours := u.supportedTags
-	var missing []string
-	for _, t := range optionTags(r.Request, "Require") {
-		if !slices.Contains(ours, t) {
-			missing = append(missing, t)
-		}
-	}
+	missing := sipmsg.Unsupported(r.Request, "Require", u.supportedTags)
 	if len(missing) == 0 {
 		return false
 	}

@@ -2,6 +2,7 @@ package uas
 
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // info takes an INFO inside a dialog (RFC 6086) and publishes what it carried
@@ -20,7 +21,7 @@ func (u *UAS) info(r *sipbus.Request) {
 		return
 	}
 	u.reply(r, 200, "OK", "")
-	ev := dialogEvent(EventInfo, d)
+	ev := dialogEvent(wire.EventInfoReceived, d)
 	ev.ContentType, ev.Body = header(r.Request, "Content-Type", "c"), string(r.Body())
 	ev.InfoPackage = header(r.Request, "Info-Package", "")
 	u.announce(ev)

@@ -15,6 +15,7 @@ import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // prackWait bounds how long a reliable provisional is retransmitted without a
@@ -33,8 +34,22 @@ type call struct {
 	answered  bool
 }
 
-// ringKey finds a ringing call from a CANCEL or PRACK: Call-ID and the caller's tag.
-func ringKey(callID, remoteTag string) string { return callID + ";" + remoteTag }
+// hold makes c findable while it rings: by the INVITE's transaction key for its
+// CANCEL (the edge's Siphon-Tx), by its dialog for a PRACK.
+func (u *UAS) hold(c *call) {
+	if c.r.Tx != "" {
+		u.ringing.Store(c.r.Tx, c)
+	}
+	u.pracks.Store(c.id, c)
+}
+
+// release forgets c once it can no longer be cancelled.
+func (u *UAS) release(c *call) {
+	if c.r.Tx != "" {
+		u.ringing.CompareAndDelete(c.r.Tx, c)
+	}
+	u.pracks.CompareAndDelete(c.id, c)
+}
 
 // cancel marks c cancelled once; it reports whether the 200 was already on its way.
 func (c *call) cancel() (answered bool) {
@@ -116,7 +131,7 @@ func (u *UAS) invite(r *sipbus.Request) {
 		u.respond(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
 		u.respond(r, u.provisional(r, d, 0))
 		u.respond(r, u.ok(r, d, st))
-		u.announce(dialogEvent(EventCallStarted, d))
+		u.announce(dialogEvent(wire.EventCallStarted, d))
 		u.endReplaced(replaced, d)
 		return
 	}
@@ -131,19 +146,16 @@ func (u *UAS) invite(r *sipbus.Request) {
 		return
 	}
 	c := &call{r: r, id: d.ID, cancelled: make(chan struct{}), pracked: make(chan uint32, 4)}
-	key := ringKey(d.CallID, d.RemoteTag)
-	u.ringing.Store(key, c)
+	u.hold(c)
 	u.respond(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
-	go u.ring(c, key, d, st, replaced)
+	go u.ring(c, d, st, replaced)
 }
 
 // ring sends the provisional response, waits for its PRACK and the answer delay
 // (or a CANCEL), then answers.
-func (u *UAS) ring(c *call, key string, d *store.Dialog, st sessionTimer, replaced *store.Dialog) {
-	// The call stays findable a little after it is answered: a CANCEL that
-	// crossed the 200 still has its 487 sent by the edge, and must end the dialog.
-	defer time.AfterFunc(prackWait, func() { u.ringing.Delete(key) })
-	answerAt := time.NewTimer(u.cfg.AnswerDelay)
+func (u *UAS) ring(c *call, d *store.Dialog, st sessionTimer, replaced *store.Dialog) {
+	defer u.release(c)
+	answerAt := u.clock.NewTimer(u.cfg.AnswerDelay)
 	defer answerAt.Stop()
 	prov := u.provisional(c.r, d, d.RSeq)
 	u.respond(c.r, prov)
@@ -152,12 +164,12 @@ func (u *UAS) ring(c *call, key string, d *store.Dialog, st sessionTimer, replac
 	}
 	select {
 	case <-c.cancelled:
-		u.cancelled(c.id)
+		u.cancelled(c, d)
 		return
-	case <-answerAt.C:
+	case <-answerAt.Chan():
 	}
 	if !c.answer() {
-		u.cancelled(c.id)
+		u.cancelled(c, d)
 		return
 	}
 	ctx, cancel := u.ctx()
@@ -178,20 +190,22 @@ func (u *UAS) ring(c *call, key string, d *store.Dialog, st sessionTimer, replac
 		return
 	}
 	u.respond(c.r, u.ok(c.r, stored, st))
-	u.announce(dialogEvent(EventCallStarted, stored))
+	u.announce(dialogEvent(wire.EventCallStarted, stored))
 	u.endReplaced(replaced, stored)
 }
 
 // awaitPRACK retransmits the reliable provisional prov over UDP (T1 doubling to
 // T2) until its PRACK; with none in 64·T1 the INVITE gets a 5xx (RFC 3262 §3).
 func (u *UAS) awaitPRACK(c *call, d *store.Dialog, prov *sip.Response) bool {
-	giveUp := time.NewTimer(prackWait)
+	giveUp := u.clock.NewTimer(prackWait)
 	defer giveUp.Stop()
 	interval := sip.T1
-	resend := time.NewTimer(interval)
+	resend := u.clock.NewTimer(interval)
 	defer resend.Stop()
+	resendC := resend.Chan()
 	if d.Transport != "udp" {
 		resend.Stop()
+		resendC = nil // a reliable transport: nothing to retransmit
 	}
 	for {
 		select {
@@ -200,13 +214,13 @@ func (u *UAS) awaitPRACK(c *call, d *store.Dialog, prov *sip.Response) bool {
 				return true
 			}
 		case <-c.cancelled:
-			u.cancelled(c.id)
+			u.cancelled(c, d)
 			return false
-		case <-resend.C:
+		case <-resendC:
 			u.respond(c.r, prov)
 			interval = min(2*interval, sip.T2)
 			resend.Reset(interval)
-		case <-giveUp.C:
+		case <-giveUp.Chan():
 			ctx, cancel := u.ctx()
 			defer cancel()
 			_, _ = u.dialogs.Delete(ctx, c.id)
@@ -219,16 +233,19 @@ func (u *UAS) awaitPRACK(c *call, d *store.Dialog, prov *sip.Response) bool {
 	}
 }
 
-// cancelled ends a call its caller cancelled: the edge has answered the CANCEL
-// 200 and the INVITE 487 (RFC 3261 §9.2); the dialog is dropped.
-func (u *UAS) cancelled(id string) {
+// cancelled ends a call its caller cancelled (RFC 3261 §9.2): the edge has
+// answered the CANCEL 200; the INVITE gets 487 with the tag of the
+// provisional responses, and the early dialog is dropped.
+func (u *UAS) cancelled(c *call, early *store.Dialog) {
 	ctx, cancel := u.ctx()
 	defer cancel()
-	d, err := u.dialogs.Delete(ctx, id)
-	if err != nil {
-		return
+	d, err := u.dialogs.Delete(ctx, c.id)
+	res := sipmsg.NewResponse(c.r.Request, 487, "Request Terminated", nil, u.ids)
+	res.To().Params.Add("tag", early.LocalTag)
+	u.respond(c.r, res)
+	if err == nil {
+		u.announce(dialogEvent(wire.EventCallCancelled, d))
 	}
-	u.announce(dialogEvent(EventCallCancelled, d))
 }
 
 // provisional is 180 Ringing, or 183 Session Progress with the answer when
@@ -397,7 +414,7 @@ func (u *UAS) reinvite(r *sipbus.Request) {
 	}
 	u.respond(r, u.ok(r, d, st))
 	if st.interval != 0 {
-		u.announce(dialogEvent(EventSessionRefreshed, d))
+		u.announce(dialogEvent(wire.EventSessionRefreshed, d))
 	}
 }
 
@@ -435,7 +452,7 @@ func (u *UAS) endReplaced(old, by *store.Dialog) {
 		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 		defer cancel()
 		u.hangUp(ctx, old, "replaced")
-		ev := dialogEvent(EventCallReplaced, old)
+		ev := dialogEvent(wire.EventCallReplaced, old)
 		ev.Reason = "replaced by " + by.CallID
 		u.announce(ev)
 	}()
@@ -452,8 +469,8 @@ var referHeaders = map[string]string{
 // unescapeHeaders turns a URI's ?header=value part into header lines (RFC
 // 3261 §19.1.1), as a Refer-To with Replaces carries them: only the headers
 // above, and no value that would break the line.
-func unescapeHeaders(q string) []string {
-	var out []string
+func unescapeHeaders(q string) []sip.Header {
+	var out []sip.Header
 	for _, kv := range strings.Split(q, "&") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -463,7 +480,7 @@ func unescapeHeaders(q string) []string {
 		val, err2 := url.PathUnescape(v)
 		name, allowed := referHeaders[strings.ToLower(key)]
 		if err1 == nil && err2 == nil && allowed && !strings.ContainsAny(val, "\r\n") {
-			out = append(out, name+": "+val)
+			out = append(out, sip.NewHeader(name, val))
 		}
 	}
 	return out

@@ -2,12 +2,13 @@ package uas
 
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // message takes a MESSAGE (RFC 3428), outside a dialog or inside one, and
 // publishes it as message.received.
 func (u *UAS) message(r *sipbus.Request) {
-	ev := Event{Event: EventMessage, CallID: r.CallID().Value(), From: r.From().Value(), To: r.To().Value()}
+	ev := wire.CallEvent{Event: wire.EventMessageReceived, CallID: r.CallID().Value(), From: r.From().Value(), To: r.To().Value()}
 	if id, inDialog := inDialogID(r); inDialog {
 		ctx, cancel := u.ctx()
 		defer cancel()
@@ -16,7 +17,7 @@ func (u *UAS) message(r *sipbus.Request) {
 			u.answerInDialog(r, err)
 			return
 		}
-		ev = dialogEvent(EventMessage, d)
+		ev = dialogEvent(wire.EventMessageReceived, d)
 	}
 	u.reply(r, 200, "OK", "")
 	ev.ContentType, ev.Body = header(r.Request, "Content-Type", "c"), string(r.Body())

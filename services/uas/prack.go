@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/wire"
@@ -56,8 +55,8 @@ func (u *UAS) prack(r *sipbus.Request) {
 		body = []byte(d.LocalSDP)
 	}
 	u.respond(r, u.dialogResponse(r, d, 200, "OK", body))
-	if d.Replica != "" {
-		err := u.nc.PublishMsg(&nats.Msg{Subject: wire.Replica(mode.RoleUAS, d.Replica), Data: []byte(r.String())})
+	if d.Replica != "" && u.publish != nil {
+		err := u.publish(&nats.Msg{Subject: wire.Replica(wire.RoleUAS, d.Replica), Data: []byte(r.String())})
 		if err != nil {
 			u.log.Warn("PRACK not passed to the replica holding the INVITE", "replica", d.Replica, "error", err)
 		}

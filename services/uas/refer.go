@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/nats-io/nats.go"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
@@ -64,14 +64,14 @@ func (u *UAS) refer(r *sipbus.Request) {
 	}
 	u.reply(r, 202, "Accepted", "")
 	if referredBy := header(r.Request, "Referred-By", "b"); referredBy != "" {
-		extra = append(extra, "Referred-By: "+referredBy)
+		extra = append(extra, sip.NewHeader("Referred-By", referredBy))
 	}
 	go u.transfer(d, eventID, target, extra)
 }
 
 // referTarget splits a Refer-To value into the URI to call and the header
 // lines its ?headers part asks for (Replaces for an attended transfer).
-func referTarget(v string) (*sip.Uri, []string, error) {
+func referTarget(v string) (*sip.Uri, []sip.Header, error) {
 	v = strings.TrimSpace(v)
 	if i := strings.IndexByte(v, '<'); i >= 0 {
 		j := strings.IndexByte(v[i:], '>')
@@ -115,7 +115,7 @@ func privateTarget(target *sip.Uri) string {
 
 // transfer places the call REFER asked for and NOTIFYs the referrer of each
 // step, in order: 100 Trying, each provisional response, the final one.
-func (u *UAS) transfer(d *store.Dialog, eventID string, target *sip.Uri, extra []string) {
+func (u *UAS) transfer(d *store.Dialog, eventID string, target *sip.Uri, extra []sip.Header) {
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
 	// NOTIFYs go out in order on their own goroutine: a referrer slow to answer
@@ -149,35 +149,31 @@ func (u *UAS) transfer(d *store.Dialog, eventID string, target *sip.Uri, extra [
 		u.log.Error("transfer offer", "error", err)
 	}
 	out.LocalSDP = string(offer)
-	hdrs := append([]string{}, extra...)
-	if len(offer) > 0 {
-		hdrs = append(hdrs, "Content-Type: application/sdp")
-	}
-	invite := u.request(&store.Dialog{
-		RemoteTarget: out.RemoteTarget, LocalURI: out.LocalURI, LocalTag: fromTag, RemoteURI: out.RemoteURI,
-		CallID: callID, Local: out.Local, Transport: out.Transport,
-	}, "INVITE", 1, offer, hdrs...)
 	reported := map[int]bool{}
-	res, err := u.send(ctx, wire.EdgeSendAny, nats.Header{}, invite, func(p *sip.Response) {
-		if p.StatusCode > 100 && !reported[p.StatusCode] {
-			reported[p.StatusCode] = true
-			notes <- note{frag: "SIP/2.0 " + strconv.Itoa(p.StatusCode) + " " + p.Reason}
-		}
-	})
 	final := "SIP/2.0 503 Service Unavailable"
+	invite, err := u.request(out, sip.INVITE, 1, "application/sdp", offer, extra...)
+	var res uac.Response
+	if err == nil {
+		res, err = u.send.Invite(ctx, invite, uac.Via{}, u.ackFor(out, 1), func(p uac.Response) {
+			if p.StatusCode > 100 && !reported[p.StatusCode] {
+				reported[p.StatusCode] = true
+				notes <- note{frag: "SIP/2.0 " + strconv.Itoa(p.StatusCode) + " " + p.Reason}
+			}
+		})
+	}
 	if err != nil {
 		u.log.Info("transfer call failed", "target", target.String(), "error", err)
 	} else {
 		final = "SIP/2.0 " + strconv.Itoa(res.StatusCode) + " " + res.Reason
 		if res.IsSuccess() {
-			u.transferAnswered(ctx, out, res)
+			u.transferAnswered(ctx, out, res.Response)
 		}
 	}
 	notes <- note{frag: final, final: true}
 }
 
-// transferAnswered ACKs the transfer call's 2xx and keeps it as a dialog, so the
-// target's BYE (or a refresh) is served like any other.
+// transferAnswered keeps the transfer call as a dialog once its 2xx is ACKed,
+// so the target's BYE (or a refresh) is served like any other.
 func (u *UAS) transferAnswered(ctx context.Context, out *store.Dialog, res *sip.Response) {
 	out.RemoteTag = tagOf(res.To())
 	if c := res.Contact(); c != nil {
@@ -189,15 +185,11 @@ func (u *UAS) transferAnswered(ctx context.Context, out *store.Dialog, res *sip.
 	}
 	out.RemoteSDP = string(res.Body())
 	u.keepAlive(out)
-	ack := u.request(out, "ACK", 1, nil)
-	if err := u.sendStateless(wire.EdgeSendAny, nats.Header{}, ack); err != nil {
-		u.log.Info("transfer call ACK failed", "call_id", out.CallID, "error", err)
-	}
 	if err := u.dialogs.Create(ctx, out); err != nil {
 		u.log.Warn("transfer dialog not stored", "call_id", out.CallID, "error", err)
 		return
 	}
-	u.announce(dialogEvent(EventCallStarted, out))
+	u.announce(dialogEvent(wire.EventCallStarted, out))
 }
 
 // notifyRefer sends the referrer a NOTIFY with frag as message/sipfrag (RFC
@@ -213,17 +205,19 @@ func (u *UAS) notifyRefer(ctx context.Context, id, eventID, frag string, final b
 		return
 	}
 	body := []byte(frag + "\r\n")
-	msg := u.request(d, "NOTIFY", d.LocalCSeq, body,
-		"Event: refer;id="+eventID, "Subscription-State: "+state, "Content-Type: message/sipfrag;version=2.0")
-	subject, hdr := sendVia(d)
-	res, err := u.send(ctx, subject, hdr, msg, nil)
+	msg, err := u.request(d, sip.NOTIFY, d.LocalCSeq, "message/sipfrag;version=2.0", body,
+		sip.NewHeader("Event", "refer;id="+eventID), sip.NewHeader("Subscription-State", state))
+	var res uac.Response
+	if err == nil {
+		res, err = u.send.Do(ctx, msg, viaFor(d), nil)
+	}
 	switch {
 	case err != nil:
 		u.log.Info("NOTIFY not delivered", "call_id", d.CallID, "error", err)
 	case res.StatusCode >= 300:
 		u.log.Info("NOTIFY refused", "call_id", d.CallID, "code", res.StatusCode)
 	}
-	ev := dialogEvent(EventReferNotify, d)
+	ev := dialogEvent(wire.EventReferNotify, d)
 	ev.ContentType, ev.Body = "message/sipfrag", frag
 	u.announce(ev)
 }

@@ -3,11 +3,15 @@ package uas
 import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // fromReplicaSubject takes what is addressed to this replica alone: a CANCEL
-// the edge passes on for an INVITE ringing here, or a PRACK another replica
-// answered for one.
+// the edge passes on for an INVITE ringing here (matched by the INVITE's
+// transaction key, Siphon-Tx), or a PRACK another replica answered for one
+// (matched by its dialog).
 func (u *UAS) fromReplicaSubject(m *nats.Msg) {
 	msg, err := sip.ParseMessage(m.Data)
 	if err != nil {
@@ -18,23 +22,21 @@ func (u *UAS) fromReplicaSubject(m *nats.Msg) {
 	if !ok || req.CallID() == nil {
 		return
 	}
-	v, ok := u.ringing.Load(ringKey(req.CallID().Value(), tagOf(req.From())))
-	if !ok {
-		return // answered long ago, or never here
-	}
-	c := v.(*call)
 	switch req.Method {
 	case sip.CANCEL:
-		if c.cancel() {
-			// The 200 crossed the CANCEL: the edge sent the caller 487, so the
-			// call it thinks is up is not.
-			go u.cancelled(c.id)
+		if v, ok := u.ringing.Load(m.Header.Get(wire.HdrTx)); ok {
+			// A call already answered ignores it: the 2xx that crossed the
+			// CANCEL reaches the caller, who ACKs and ends it with BYE.
+			_ = v.(*call).cancel()
 		}
 	case sip.PRACK:
-		if rseq, _, _, ok := parseRAck(header(req, "RAck", "")); ok {
-			select {
-			case c.pracked <- rseq:
-			default:
+		id := store.DialogID(req.CallID().Value(), tagOf(req.To()))
+		if v, ok := u.pracks.Load(id); ok {
+			if rseq, _, _, ok := parseRAck(header(req, "RAck", "")); ok {
+				select {
+				case v.(*call).pracked <- rseq:
+				default:
+				}
 			}
 		}
 	}

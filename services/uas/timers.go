@@ -8,6 +8,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // What the uas does unprompted: every replica sweeps the store for due dialogs
@@ -15,24 +17,29 @@ import (
 
 func (u *UAS) sweep() {
 	defer u.wg.Done()
-	t := time.NewTicker(sweepEvery)
+	t := u.clock.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-u.stop:
 			return
-		case <-t.C:
-			ctx, cancel := u.ctx()
-			due, err := u.dialogs.Due(ctx, u.now(), 200)
-			cancel()
-			if err != nil {
-				u.log.Warn("dialog sweep failed", "error", err)
-			}
-			for _, d := range due {
+		case <-t.Chan():
+			for _, d := range u.due() {
 				go u.act(d)
 			}
 		}
 	}
+}
+
+// due takes the dialogs due now; the store hands each to one replica.
+func (u *UAS) due() []*store.Dialog {
+	ctx, cancel := u.ctx()
+	defer cancel()
+	due, err := u.dialogs.Due(ctx, u.now(), 200)
+	if err != nil {
+		u.log.Warn("dialog sweep failed", "error", err)
+	}
+	return due
 }
 
 // act does what d is due for.
@@ -49,7 +56,7 @@ func (u *UAS) act(d *store.Dialog) {
 		u.refresh(ctx, d)
 	case d.SessionExpires > 0:
 		u.hangUp(ctx, d, "session expired")
-		u.announce(dialogEvent(EventSessionExpired, d))
+		u.announce(dialogEvent(wire.EventSessionExpired, d))
 	default:
 		u.forget(ctx, d, "no request for "+u.cfg.DialogExpiry.String())
 	}
@@ -60,7 +67,7 @@ func (u *UAS) forget(ctx context.Context, d *store.Dialog, why string) {
 	if _, err := u.dialogs.Delete(ctx, d.ID); err != nil {
 		return
 	}
-	ev := dialogEvent(EventDialogExpired, d)
+	ev := dialogEvent(wire.EventDialogExpired, d)
 	ev.Reason = why
 	u.announce(ev)
 }
@@ -77,33 +84,28 @@ func (u *UAS) refresh(ctx context.Context, d *store.Dialog) {
 	if err != nil {
 		return
 	}
-	var body []byte
-	hdrs := []string{
-		"Session-Expires: " + strconv.Itoa(d.SessionExpires) + ";refresher=uas",
-		"Supported: timer",
+	hdrs := []sip.Header{
+		sip.NewHeader("Session-Expires", strconv.Itoa(d.SessionExpires)+";refresher=uas"),
+		sip.NewHeader("Supported", "timer"),
 	}
-	method := "UPDATE"
-	if !d.PeerUpdate {
-		method = "INVITE"
-		if d.LocalSDP != "" {
-			body = []byte(d.LocalSDP)
-			hdrs = append(hdrs, "Content-Type: application/sdp")
+	var res uac.Response
+	req, err := u.refreshRequest(d, hdrs)
+	if err == nil {
+		if req.IsInvite() {
+			res, err = u.send.Invite(ctx, req, viaFor(d), u.ackFor(d, d.LocalCSeq), nil)
+		} else {
+			res, err = u.send.Do(ctx, req, viaFor(d), nil)
 		}
 	}
-	subject, hdr := sendVia(d)
-	res, err := u.send(ctx, subject, hdr, u.request(d, method, d.LocalCSeq, body, hdrs...), nil)
 	if err != nil || !res.IsSuccess() {
 		code := 0
-		if res != nil {
+		if res.Response != nil {
 			code = res.StatusCode
 		}
 		u.log.Info("session refresh failed; ending the session", "call_id", d.CallID, "code", code, "error", err)
 		u.hangUp(ctx, d, "session refresh failed")
-		u.announce(dialogEvent(EventSessionExpired, d))
+		u.announce(dialogEvent(wire.EventSessionExpired, d))
 		return
-	}
-	if method == "INVITE" {
-		u.ackRefresh(d, res)
 	}
 	d, err = store.Retry(ctx, u.dialogs, d.ID, func(d *store.Dialog) error {
 		d.Refreshed = u.now()
@@ -120,20 +122,21 @@ func (u *UAS) refresh(ctx context.Context, d *store.Dialog) {
 		return nil
 	})
 	if err == nil {
-		u.announce(dialogEvent(EventSessionRefreshed, d))
+		u.announce(dialogEvent(wire.EventSessionRefreshed, d))
 	}
 }
 
-// ackRefresh ACKs the 2xx of a refreshing re-INVITE.
-func (u *UAS) ackRefresh(d *store.Dialog, res *sip.Response) {
-	target := *d
-	if c := res.Contact(); c != nil {
-		target.RemoteTarget = c.Address.String()
+// refreshRequest is the refresh of RFC 4028 §10: an UPDATE without a body when
+// the peer allows UPDATE, else a re-INVITE offering the unchanged description.
+func (u *UAS) refreshRequest(d *store.Dialog, hdrs []sip.Header) (*sip.Request, error) {
+	if d.PeerUpdate {
+		return u.request(d, sip.UPDATE, d.LocalCSeq, "", nil, hdrs...)
 	}
-	subject, hdr := sendVia(d)
-	if err := u.sendStateless(subject, hdr, u.request(&target, "ACK", d.LocalCSeq, nil)); err != nil {
-		u.log.Info("refresh ACK failed", "call_id", d.CallID, "error", err)
+	var body []byte
+	if d.LocalSDP != "" {
+		body = []byte(d.LocalSDP)
 	}
+	return u.request(d, sip.INVITE, d.LocalCSeq, "application/sdp", body, hdrs...)
 }
 
 func leadingToken(v string) string {

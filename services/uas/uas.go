@@ -15,15 +15,17 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
-	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
@@ -35,6 +37,10 @@ const storeTimeout = 5 * time.Second
 
 // sweepEvery is how often each replica looks for dialogs that are due.
 const sweepEvery = 250 * time.Millisecond
+
+func init() {
+	role.Register(wire.RoleUAS, func() role.Role { return &UAS{} })
+}
 
 // UAS is one replica of the role. It serves the mode each request's edge
 // announces (Siphon-Mode), so one set of uas replicas behind edges of any mode
@@ -53,37 +59,56 @@ type UAS struct {
 	supportedTags []string
 	supported     string
 	dialogs       store.Dialogs
-	now           func() time.Time
+	clock         clockwork.Clock
 
-	replica  string // this replica's id, on every response as Siphon-Replica
-	nc       *nats.Conn
-	streamer *bus.Streamer
-	svc      *sipbus.Service
-	sub      *nats.Subscription
-	ringing  sync.Map // ringKey → *call: INVITEs this replica holds
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	replica string // this replica's id, on every response as Siphon-Replica
+	send    sender
+	// publish sends a message on the bus (events, a PRACK to another
+	// replica); nil drops them (handler tests).
+	publish func(*nats.Msg) error
+	nc      *nats.Conn
+	svc     *sipbus.Service
+	sub     *nats.Subscription
+	ringing sync.Map // Siphon-Tx → *call: INVITEs this replica holds
+	pracks  sync.Map // dialog id → *call: the same calls, for PRACK
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
-// New makes the role for mode md, keeping dialogs in backend.
-func New(cfg Config, md mode.Mode, backend store.Backend, userAgent string, m *obs.Metrics, log *slog.Logger) (*UAS, error) {
-	caps, err := LoadCapabilities(cfg.SDPProfile)
+// sender is the send path as the uas uses it (uac.Client; a fake in tests).
+type sender interface {
+	Do(ctx context.Context, req *sip.Request, via uac.Via, onProvisional func(uac.Response)) (uac.Response, error)
+	Invite(ctx context.Context, req *sip.Request, via uac.Via, ack func(*sip.Response) (*sip.Request, error), onProvisional func(uac.Response)) (uac.Response, error)
+	Stateless(ctx context.Context, msg sip.Message, via uac.Via) error
+}
+
+// Name implements role.Role.
+func (u *UAS) Name() string { return wire.RoleUAS }
+
+// Config implements role.Role.
+func (u *UAS) Config() role.Config { return &u.cfg }
+
+// use takes what the handlers need from d; Start calls it, handler tests too.
+func (u *UAS) use(d role.Deps) error {
+	caps, err := LoadCapabilities(u.cfg.SDPProfile)
 	if err != nil {
-		return nil, fmt.Errorf("uas: %w", err)
+		return fmt.Errorf("uas: %w", err)
 	}
-	allow := map[string]string{}
+	u.allow = map[string]string{}
 	for _, name := range mode.Names() {
 		m, _ := mode.Lookup(name)
-		allow[name] = m.Allow()
+		u.allow[name] = m.Allow()
 	}
-	gen := ids.FromEnv(mode.RoleUAS)
-	return &UAS{
-		cfg: cfg, mode: md, allow: allow, userAgent: userAgent, metrics: m, caps: caps,
-		supportedTags: supportedTags(cfg), supported: strings.Join(supportedTags(cfg), ", "),
-		dialogs: backend.Dialogs(), now: time.Now, ids: gen, replica: gen.Tag(),
-		log: log.With("role", mode.RoleUAS),
-	}, nil
+	u.mode, u.userAgent, u.metrics, u.caps, u.clock = d.Mode, d.UserAgent, d.Metrics, caps, d.Clock
+	u.supportedTags = supportedTags(u.cfg)
+	u.supported = strings.Join(u.supportedTags, ", ")
+	u.dialogs, u.ids = d.Store.Dialogs(), d.IDs(wire.RoleUAS)
+	u.replica = u.ids.Tag()
+	u.log = d.Log.With("role", wire.RoleUAS)
+	return nil
 }
+
+func (u *UAS) now() time.Time { return u.clock.Now() }
 
 // allowFor is the Allow header of the mode r's edge runs.
 func (u *UAS) allowFor(r *sipbus.Request) string {
@@ -110,23 +135,26 @@ func (u *UAS) Handlers() map[string]sipbus.Handler {
 	}
 }
 
-// Start joins the bus: the role's queue group, this replica's own subject, and
-// the sweep that acts on due dialogs.
-func (u *UAS) Start(nc *nats.Conn) error {
+// Start implements role.Role: it joins the bus (the role's queue group, this
+// replica's own subject) and starts the sweep that acts on due dialogs.
+func (u *UAS) Start(_ context.Context, d role.Deps) error {
+	if err := u.use(d); err != nil {
+		return err
+	}
 	if u.cfg.EnableSessionTimers && u.cfg.MinSE < 90 {
 		u.log.Warn("--min-se is below RFC 4028's 90 seconds: fine for tests, not for interop", "min_se", u.cfg.MinSE)
 	}
-	u.nc = nc
-	st, err := bus.NewStreamer(nc)
+	u.nc, u.publish = d.NATS, d.NATS.PublishMsg
+	client, err := uac.New(d.NATS)
 	if err != nil {
 		return fmt.Errorf("uas: %w", err)
 	}
-	u.streamer = st
-	u.sub, err = nc.Subscribe(wire.Replica(mode.RoleUAS, u.replica), u.fromReplicaSubject)
+	u.send = client
+	u.sub, err = d.NATS.Subscribe(wire.Replica(wire.RoleUAS, u.replica), u.fromReplicaSubject)
 	if err != nil {
 		return fmt.Errorf("uas: subscribe replica subject: %w", err)
 	}
-	svc, err := sipbus.Serve(nc, mode.RoleUAS, u.Handlers(), sipbus.Options{Workers: workers, Replica: u.replica}, u.metrics, u.log)
+	svc, err := sipbus.Serve(d.NATS, wire.RoleUAS, u.Handlers(), sipbus.Options{Workers: workers, Replica: u.replica}, u.metrics, u.log)
 	if err != nil {
 		return err
 	}
@@ -137,16 +165,16 @@ func (u *UAS) Start(nc *nats.Conn) error {
 	return nil
 }
 
-// Stop leaves the bus.
-func (u *UAS) Stop() error {
+// Stop implements role.Role: the replica leaves the bus once the requests it
+// took are answered.
+func (u *UAS) Stop(ctx context.Context) error {
 	if u.svc == nil {
 		return nil
 	}
 	close(u.stop)
 	u.wg.Wait()
 	_ = u.sub.Unsubscribe()
-	_ = u.streamer.Close()
-	return u.svc.Stop()
+	return u.svc.Stop(ctx)
 }
 
 // respond sends res and logs a failure once, here at the top of the role.
@@ -174,48 +202,15 @@ func (u *UAS) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), storeTimeout)
 }
 
-// Events the uas publishes on siphon.v1.event.uas.<name>.
-const (
-	EventCallStarted      = "call.started"
-	EventCallEnded        = "call.ended"
-	EventCallCancelled    = "call.cancelled"
-	EventCallReplaced     = "call.replaced"
-	EventAnswered         = "call.answered" // the ACK brought the answer to a late offer
-	EventDialogExpired    = "dialog.expired"
-	EventSessionRefreshed = "session.refreshed"
-	EventSessionExpired   = "session.expired"
-	EventInfo             = "info.received"
-	EventMessage          = "message.received"
-	EventReferNotify      = "refer.notify"
-)
-
-// Event is the JSON payload of a uas event.
-type Event struct {
-	Event     string `json:"event"`
-	CallID    string `json:"call_id"`
-	LocalTag  string `json:"local_tag,omitempty"`
-	RemoteTag string `json:"remote_tag,omitempty"`
-	From      string `json:"from,omitempty"`
-	To        string `json:"to,omitempty"`
-	// ContentType and Body are the request's (INFO, MESSAGE) or the sipfrag a
-	// NOTIFY carried (refer.notify).
-	ContentType string    `json:"content_type,omitempty"`
-	Body        string    `json:"body,omitempty"`
-	InfoPackage string    `json:"info_package,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
-	Replica     string    `json:"replica"`
-	At          time.Time `json:"at"`
-}
-
 // announce publishes ev; a failure is logged, never fatal to the call.
-func (u *UAS) announce(ev Event) {
-	if u.nc == nil {
+func (u *UAS) announce(ev wire.CallEvent) {
+	if u.publish == nil {
 		return // not on a bus: handler tests
 	}
 	ev.Replica, ev.At = u.replica, u.now()
 	data, err := json.Marshal(ev)
 	if err == nil {
-		err = u.nc.Publish(wire.Event(mode.RoleUAS, ev.Event), data)
+		err = u.publish(&nats.Msg{Subject: wire.Event(wire.RoleUAS, ev.Event), Data: data})
 	}
 	if err != nil {
 		u.log.Warn("event not published", "event", ev.Event, "error", err)
@@ -223,6 +218,6 @@ func (u *UAS) announce(ev Event) {
 }
 
 // dialogEvent is an event about d.
-func dialogEvent(name string, d *store.Dialog) Event {
-	return Event{Event: name, CallID: d.CallID, LocalTag: d.LocalTag, RemoteTag: d.RemoteTag, From: d.RemoteURI, To: d.LocalURI}
+func dialogEvent(name string, d *store.Dialog) wire.CallEvent {
+	return wire.CallEvent{Event: name, CallID: d.CallID, LocalTag: d.LocalTag, RemoteTag: d.RemoteTag, From: d.RemoteURI, To: d.LocalURI}
 }

@@ -2,18 +2,20 @@ package uas
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/siphon-lab/siphon/pkg/mode"
-	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role/roletest"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
-	"github.com/siphon-lab/siphon/pkg/store/memstore"
+	"github.com/siphon-lab/siphon/pkg/uac"
 )
 
 const offerPCMU = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
@@ -48,22 +50,58 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func newUAS(t *testing.T, modeName string, cfg Config) *UAS {
 	t.Helper()
-	md, err := mode.Lookup(modeName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, _, _ := newUASWithClock(t, modeName, cfg)
+	return u
+}
+
+// newUASWithClock is a uas on a fake clock that sends through a fake send path.
+func newUASWithClock(t *testing.T, modeName string, cfg Config) (*UAS, *clockwork.FakeClock, *fakeSender) {
+	t.Helper()
 	if cfg.SDPProfile == "" {
 		cfg.SDPProfile = "audio-only"
 	}
 	if cfg.DialogExpiry == 0 {
-		cfg.DialogExpiry = 3600e9
+		cfg.DialogExpiry = time.Hour
 	}
-	u, err := New(cfg, md, memstore.New(nil), "siphond/test", obs.NewMetrics(), slog.New(slog.DiscardHandler))
-	if err != nil {
+	deps, clock := roletest.Deps(modeName)
+	u := &UAS{cfg: cfg}
+	if err := u.use(deps); err != nil {
 		t.Fatal(err)
 	}
-	return u
+	fs := &fakeSender{sent: make(chan *sip.Request, 16), answer: func(req *sip.Request) int { return 200 }}
+	u.send = fs
+	return u, clock, fs
 }
+
+// fakeSender plays the send path: it records each request and answers it
+// with the code answer gives.
+type fakeSender struct {
+	sent   chan *sip.Request
+	answer func(*sip.Request) int
+	acks   atomic.Int32
+}
+
+func (f *fakeSender) reply(req *sip.Request) uac.Response {
+	f.sent <- req
+	res := sip.NewResponseFromRequest(req, f.answer(req), "Fake", nil)
+	return uac.Response{Response: res, Edge: "edge-test", Branch: "z9hG4bKfake"}
+}
+
+func (f *fakeSender) Do(_ context.Context, req *sip.Request, _ uac.Via, _ func(uac.Response)) (uac.Response, error) {
+	return f.reply(req), nil
+}
+
+func (f *fakeSender) Invite(_ context.Context, req *sip.Request, _ uac.Via, ack func(*sip.Response) (*sip.Request, error), _ func(uac.Response)) (uac.Response, error) {
+	res := f.reply(req)
+	if res.IsSuccess() {
+		if _, err := ack(res.Response); err == nil {
+			f.acks.Add(1)
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeSender) Stateless(context.Context, sip.Message, uac.Via) error { return nil }
 
 func serve(u *UAS, req *sip.Request) *sipbus.Recorder {
 	r, rec := sipbus.NewTestRequest(req, "127.0.0.1:5070")
@@ -296,7 +334,7 @@ func TestUnansweredOfferDoesNotBlock(t *testing.T) {
 
 func TestReferHeaders(t *testing.T) {
 	got := unescapeHeaders("Replaces=c1%40h%3Bto-tag%3Da%3Bfrom-tag%3Db&Call-ID=evil&Via=SIP%2F2.0%2FUDP%20x&Subject=hi%0D%0AVia%3A%20x")
-	if len(got) != 1 || got[0] != "Replaces: c1@h;to-tag=a;from-tag=b" {
+	if len(got) != 1 || got[0].String() != "Replaces: c1@h;to-tag=a;from-tag=b" {
 		t.Fatalf("got %q, want only the Replaces line", got)
 	}
 }
@@ -321,7 +359,11 @@ func TestInDialogRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := sip.ParseMessage(u.request(d, "BYE", 1, nil))
+	built, err := u.request(d, sip.BYE, 1, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sip.ParseMessage([]byte(built.String())) // as it goes on the wire
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package uas
 import (
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // update changes the session inside an early or confirmed dialog without
@@ -56,6 +57,6 @@ func (u *UAS) update(r *sipbus.Request) {
 	}
 	u.respond(r, res)
 	if st.interval != 0 && d.State == store.DialogConfirmed {
-		u.announce(dialogEvent(EventSessionRefreshed, d))
+		u.announce(dialogEvent(wire.EventSessionRefreshed, d))
 	}
 }

@@ -1,0 +1,264 @@
+// Package uac is the UAC side of the bus contract, shared by every role that
+// sends SIP requests: it sends a request through an edge's send path and reads
+// back the stream of its responses, cancels an INVITE branch at the edge that
+// holds it, sends ACKs and responses statelessly, and builds requests inside a
+// dialog (dialog.go) on sipgo's types.
+package uac
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/bus"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+// statelessTimeout bounds the edge's acknowledgement of a stateless send.
+const statelessTimeout = 5 * time.Second
+
+// ErrNoEdge means no edge listens on the subject: none runs, or not the one named.
+var ErrNoEdge = errors.New("uac: no edge is running")
+
+// Via says which edge sends a message and where to.
+type Via struct {
+	// Edge and Flow: over the connection (flow) that edge owns, as a UA behind
+	// NAT is reached only over the connection it opened.
+	Edge, Flow string
+	// Dest, as transport:host:port, overrides the SIP rules (Route, then
+	// Request-URI) for where the message goes.
+	Dest string
+}
+
+func (v Via) subject() string {
+	if v.Edge != "" {
+		return wire.EdgeSend(v.Edge)
+	}
+	return wire.EdgeSendAny
+}
+
+func (v Via) header() nats.Header {
+	h := nats.Header{}
+	if v.Flow != "" {
+		h[wire.HdrFlow] = []string{v.Flow}
+	}
+	if v.Dest != "" {
+		h[wire.HdrDest] = []string{v.Dest}
+	}
+	return h
+}
+
+// Response is one response from the send path.
+type Response struct {
+	*sip.Response
+	// Edge and Branch name the client transaction it belongs to.
+	Edge, Branch string
+	// Synthesized is a wire.Err* code when the edge made the response up (a
+	// timeout, Timer C, a transport failure), "" when it came from the network.
+	Synthesized string
+}
+
+// Client sends through the edges of one NATS connection.
+type Client struct {
+	nc       *nats.Conn
+	streamer *bus.Streamer
+}
+
+// New makes a client on nc, with its own reply inbox.
+func New(nc *nats.Conn) (*Client, error) {
+	st, err := bus.NewStreamer(nc)
+	if err != nil {
+		return nil, fmt.Errorf("uac: %w", err)
+	}
+	return &Client{nc: nc, streamer: st}, nil
+}
+
+// Close stops receiving responses.
+func (c *Client) Close() error { return c.streamer.Close() }
+
+// Tx is one request in flight and the stream of its responses.
+type Tx struct {
+	c      *Client
+	st     *bus.Stream
+	invite bool
+	edge   string
+	branch string
+	ended  bool
+}
+
+// Send hands req to an edge, which runs its client transaction; read the
+// responses with Next, and Close the Tx when done with it.
+func (c *Client) Send(req *sip.Request, via Via) (*Tx, error) {
+	st, err := c.streamer.Open(via.subject(), via.header(), marshal(req))
+	if err != nil {
+		return nil, fmt.Errorf("uac: send %s: %w", req.Method, err)
+	}
+	return &Tx{c: c, st: st, invite: req.IsInvite()}, nil
+}
+
+// Next returns the next response. It returns io.EOF once the stream has ended:
+// after a non-INVITE's final response, or when the edge says an INVITE's
+// transaction is over (no further 2xx can come).
+func (t *Tx) Next(ctx context.Context) (Response, error) {
+	for {
+		if t.ended {
+			return Response{}, io.EOF
+		}
+		m, err := t.st.Next(ctx)
+		if errors.Is(err, bus.ErrNoResponders) {
+			return Response{}, ErrNoEdge
+		}
+		if err != nil {
+			return Response{}, fmt.Errorf("uac: %w", err)
+		}
+		if e := m.Header.Get(wire.HdrServiceError); e != "" {
+			t.ended = true
+			return Response{}, fmt.Errorf("uac: the edge refused the request (%s): %s", m.Header.Get(wire.HdrServiceErrorCode), e)
+		}
+		if b := m.Header.Get(wire.HdrBranch); b != "" {
+			t.edge, t.branch = m.Header.Get(wire.HdrEdge), b
+		}
+		if m.Header.Get(wire.HdrEnd) != "" {
+			t.ended = true
+			return Response{}, io.EOF
+		}
+		if len(m.Data) == 0 {
+			continue // the branch notice an INVITE stream starts with
+		}
+		msg, err := sip.ParseMessage(m.Data)
+		if err != nil {
+			return Response{}, fmt.Errorf("uac: unparseable response from the edge: %w", err)
+		}
+		res, ok := msg.(*sip.Response)
+		if !ok {
+			return Response{}, errors.New("uac: the edge relayed a request as a response")
+		}
+		if !t.invite && res.StatusCode >= 200 {
+			t.ended = true
+		}
+		return Response{Response: res, Edge: t.edge, Branch: t.branch, Synthesized: m.Header.Get(wire.HdrError)}, nil
+	}
+}
+
+// Cancel asks the edge holding this INVITE's branch to CANCEL it (RFC 3261
+// §9.1); reason, when set, is the CANCEL's Reason header (RFC 3326). The 487
+// (or the final response that crossed the CANCEL) still comes through Next.
+func (t *Tx) Cancel(ctx context.Context, reason string) error {
+	if t.branch == "" {
+		return errors.New("uac: cancel before the edge named the branch")
+	}
+	h := nats.Header{wire.HdrBranch: {t.branch}}
+	if reason != "" {
+		h[wire.HdrReason] = []string{reason}
+	}
+	return t.c.request(ctx, &nats.Msg{Subject: wire.EdgeCancel(t.edge), Header: h})
+}
+
+// Branch is the edge and branch of the transaction, once the edge has named them.
+func (t *Tx) Branch() (edge, branch string) { return t.edge, t.branch }
+
+// Close stops reading; responses still coming are dropped.
+func (t *Tx) Close() { t.st.Close() }
+
+// Do sends a non-INVITE request and returns its final response; provisional
+// ones go to onProvisional when given.
+func (c *Client) Do(ctx context.Context, req *sip.Request, via Via, onProvisional func(Response)) (Response, error) {
+	tx, err := c.Send(req, via)
+	if err != nil {
+		return Response{}, err
+	}
+	defer tx.Close()
+	return tx.final(ctx, onProvisional)
+}
+
+func (t *Tx) final(ctx context.Context, onProvisional func(Response)) (Response, error) {
+	for {
+		res, err := t.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return Response{}, errors.New("uac: the stream ended without a final response")
+		}
+		if err != nil {
+			return Response{}, err
+		}
+		if res.StatusCode >= 200 {
+			return res, nil
+		}
+		if onProvisional != nil {
+			onProvisional(res)
+		}
+	}
+}
+
+// Invite sends an INVITE and returns its first final response. Every 2xx is
+// acknowledged with the ACK ack builds for it (RFC 3261 §13.2.2.4): the first
+// before Invite returns, and after it, until the transaction ends, each
+// retransmission (the peer did not get the ACK) and each 2xx from another fork.
+func (c *Client) Invite(ctx context.Context, req *sip.Request, via Via, ack func(*sip.Response) (*sip.Request, error), onProvisional func(Response)) (Response, error) {
+	tx, err := c.Send(req, via)
+	if err != nil {
+		return Response{}, err
+	}
+	res, err := tx.final(ctx, onProvisional)
+	if err != nil || !res.IsSuccess() {
+		tx.Close()
+		return res, err
+	}
+	ackVia := via
+	ackVia.Edge = res.Edge // the 2xx's ACK goes out where the 2xx came in
+	send := func(r *sip.Response) {
+		a, err := ack(r)
+		if err == nil {
+			err = c.Stateless(ctx, a, ackVia)
+		}
+		_ = err // a lost ACK is repaired by the peer's next retransmission
+	}
+	send(res.Response)
+	go func() {
+		defer tx.Close()
+		for {
+			more, err := tx.Next(ctx)
+			if err != nil {
+				return
+			}
+			if more.IsSuccess() {
+				send(more.Response)
+			}
+		}
+	}()
+	return res, nil
+}
+
+// Stateless has an edge send an ACK or a response as it is, and waits for the
+// edge to say it was written.
+func (c *Client) Stateless(ctx context.Context, msg sip.Message, via Via) error {
+	m := &nats.Msg{Subject: via.subject(), Header: via.header(), Data: marshal(msg)}
+	return c.request(ctx, m)
+}
+
+func (c *Client) request(ctx context.Context, m *nats.Msg) error {
+	ctx, cancel := context.WithTimeout(ctx, statelessTimeout)
+	defer cancel()
+	reply, err := c.nc.RequestMsgWithContext(ctx, m)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return ErrNoEdge
+	}
+	if err != nil {
+		return fmt.Errorf("uac: %s: %w", m.Subject, err)
+	}
+	if e := reply.Header.Get(wire.HdrServiceError); e != "" {
+		return fmt.Errorf("uac: the edge refused (%s): %s", reply.Header.Get(wire.HdrServiceErrorCode), e)
+	}
+	return nil
+}
+
+func marshal(m sip.Message) []byte {
+	var b bytes.Buffer
+	m.StringWrite(&b)
+	return b.Bytes()
+}

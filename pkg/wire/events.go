@@ -1,0 +1,74 @@
+package wire
+
+import (
+	"time"
+
+	"github.com/siphon-lab/siphon/pkg/store"
+)
+
+// Events: each source role publishes its state changes on Event(source, name)
+// as JSON, with no reply. The names are grouped by source, each with its payload.
+
+// The registrar's events (source RoleRegistrar), payload BindingEvent.
+const (
+	// EventBindingAdded: a REGISTER added a contact.
+	EventBindingAdded = "binding.added"
+	// EventBindingRefreshed: a REGISTER renewed a contact.
+	EventBindingRefreshed = "binding.refreshed"
+	// EventBindingRemoved: a REGISTER removed a contact (Expires: 0 or *).
+	EventBindingRemoved = "binding.removed"
+	// EventBindingExpired: a contact reached its expiry unrenewed.
+	EventBindingExpired = "binding.expired"
+)
+
+// BindingEvent is the payload of a registrar event.
+type BindingEvent struct {
+	Event   string        `json:"event"`
+	Binding store.Binding `json:"binding"`
+	At      time.Time     `json:"at"`
+}
+
+// The uas's events (source RoleUAS), payload CallEvent.
+const (
+	// EventCallStarted: a call was answered (2xx sent) or a call the uas placed was.
+	EventCallStarted = "call.started"
+	// EventCallEnded: a BYE ended a call.
+	EventCallEnded = "call.ended"
+	// EventCallCancelled: the caller cancelled a ringing call.
+	EventCallCancelled = "call.cancelled"
+	// EventCallReplaced: an INVITE with Replaces (RFC 3891) took the call over.
+	EventCallReplaced = "call.replaced"
+	// EventCallAnswered: the ACK brought the answer to the uas's late offer.
+	EventCallAnswered = "call.answered"
+	// EventDialogExpired: a dialog was forgotten unprompted (no request for
+	// --dialog-expiry, or an early dialog whose replica died).
+	EventDialogExpired = "dialog.expired"
+	// EventSessionRefreshed: a session timer (RFC 4028) was refreshed.
+	EventSessionRefreshed = "session.refreshed"
+	// EventSessionExpired: a session timer ran out; the uas sent BYE.
+	EventSessionExpired = "session.expired"
+	// EventInfoReceived: an INFO arrived (RFC 6086); Body and ContentType carry it.
+	EventInfoReceived = "info.received"
+	// EventMessageReceived: a MESSAGE arrived (RFC 3428).
+	EventMessageReceived = "message.received"
+	// EventReferNotify: a NOTIFY for a REFER went to the referrer; Body is the sipfrag.
+	EventReferNotify = "refer.notify"
+)
+
+// CallEvent is the payload of a uas event.
+type CallEvent struct {
+	Event     string `json:"event"`
+	CallID    string `json:"call_id"`
+	LocalTag  string `json:"local_tag,omitempty"`
+	RemoteTag string `json:"remote_tag,omitempty"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+	// ContentType and Body are the request's (INFO, MESSAGE) or the sipfrag a
+	// NOTIFY carried (refer.notify).
+	ContentType string    `json:"content_type,omitempty"`
+	Body        string    `json:"body,omitempty"`
+	InfoPackage string    `json:"info_package,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Replica     string    `json:"replica"`
+	At          time.Time `json:"at"`
+}

@@ -1,0 +1,150 @@
+package edge
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Stream transports (TCP, TLS) deliver bytes, not messages, so the read filter
+// cannot take a CANCEL before sipgo does there. The edge wraps every connection
+// it accepts instead: reads are framed into whole messages (RFC 3261 §18.3:
+// headers to the empty line, then Content-Length bytes), a CANCEL the edge
+// takes is answered on the connection and left out, and everything else goes
+// to sipgo unchanged. Framing it cannot follow (no empty line within
+// maxHeader bytes, a bad Content-Length) turns the connection transparent:
+// sipgo then sees exactly what came, as before, and deals with it.
+
+// maxHeader bounds how much the framing buffers looking for a header's end.
+const maxHeader = 64 << 10
+
+type streamListener struct {
+	net.Listener
+	e         *Edge
+	transport string
+}
+
+// streamListener wraps ln so the edge sees each message on its connections first.
+func (e *Edge) streamListener(ln net.Listener, transport string) net.Listener {
+	return &streamListener{Listener: ln, e: e, transport: transport}
+}
+
+func (l *streamListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10)}, nil
+}
+
+// framedConn is one accepted connection, read through the edge's framing.
+type framedConn struct {
+	net.Conn
+	e           *Edge
+	transport   string
+	buf         []byte // read buffer
+	in          []byte // read, not yet framed
+	out         []byte // framed, not yet handed to sipgo
+	transparent bool
+}
+
+func (c *framedConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.transparent && len(c.in) > 0 {
+			c.out, c.in = c.in, nil
+			break
+		}
+		n, err := c.Conn.Read(c.buf)
+		if n > 0 {
+			if c.transparent {
+				c.out = append(c.out[:0], c.buf[:n]...)
+			} else {
+				c.in = append(c.in, c.buf[:n]...)
+				c.frame()
+			}
+		}
+		if err != nil && len(c.out) == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// frame moves every whole message of c.in to c.out, but the CANCELs the edge takes.
+func (c *framedConn) frame() {
+	for len(c.in) > 0 {
+		// CRLFs between messages are keep-alives (RFC 5626 §3.5.1): sipgo
+		// answers a double CRLF, so they pass on as they came.
+		if c.in[0] == '\r' || c.in[0] == '\n' {
+			i := 0
+			for i < len(c.in) && (c.in[i] == '\r' || c.in[i] == '\n') {
+				i++
+			}
+			c.out = append(c.out, c.in[:i]...)
+			c.in = c.in[i:]
+			continue
+		}
+		end := bytes.Index(c.in, []byte("\r\n\r\n"))
+		if end < 0 {
+			if len(c.in) > maxHeader {
+				c.giveUp()
+			}
+			return
+		}
+		length, ok := contentLength(c.in[:end])
+		if !ok {
+			c.giveUp()
+			return
+		}
+		size := end + 4 + length
+		if len(c.in) < size {
+			return
+		}
+		msg := c.in[:size]
+		if bytes.HasPrefix(msg, []byte("CANCEL ")) {
+			if resp, taken := c.e.interceptCancel(msg, c.transport, c.RemoteAddr()); taken {
+				if _, err := c.Conn.Write(resp); err != nil {
+					c.e.log.Debug("200 to CANCEL not written", "remote", c.RemoteAddr(), "error", err)
+				}
+				c.in = c.in[size:]
+				continue
+			}
+		}
+		c.out = append(c.out, msg...)
+		c.in = c.in[size:]
+	}
+	if len(c.in) == 0 {
+		c.in = c.in[:0:0] // let a large message's buffer go
+	}
+}
+
+// giveUp hands everything on unframed from now on.
+func (c *framedConn) giveUp() {
+	c.transparent = true
+	c.out = append(c.out, c.in...)
+	c.in = nil
+}
+
+// contentLength reads Content-Length (or its compact form l) from a header
+// block; a message without one has no body. ok is false for a malformed value.
+func contentLength(head []byte) (int, bool) {
+	for _, line := range strings.Split(string(head), "\r\n")[1:] {
+		name, value, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		if !strings.EqualFold(name, "Content-Length") && !strings.EqualFold(name, "l") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil || n < 0 || n > 1<<24 {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, true
+}
