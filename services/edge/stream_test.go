@@ -1,0 +1,79 @@
+package edge
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+const streamInvite = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKs1\r\n" +
+	"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: s1\r\nCSeq: 1 INVITE\r\n" +
+	"Content-Length: 4\r\n\r\nv=0\n"
+
+const streamCancel = "CANCEL sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKs1\r\n" +
+	"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: s1\r\nCSeq: 1 CANCEL\r\n" +
+	"l: 0\r\n\r\n"
+
+// framed runs what the peer writes through the edge's framing and returns
+// what sipgo would read and what the edge wrote back to the peer.
+func framed(t *testing.T, e *Edge, chunks ...string) (toSipgo, toPeer string) {
+	t.Helper()
+	edgeSide, peer := net.Pipe()
+	c := &framedConn{Conn: edgeSide, e: e, transport: TCP, buf: make([]byte, 64<<10)}
+	back := make(chan string, 1)
+	go func() {
+		for _, ch := range chunks {
+			if _, err := peer.Write([]byte(ch)); err != nil {
+				t.Error(err)
+			}
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b, _ := io.ReadAll(peer) // the 200 to a CANCEL, if any, until the deadline
+		back <- string(b)
+		peer.Close()
+	}()
+	var got bytes.Buffer
+	_, _ = io.Copy(&got, c)
+	return got.String(), <-back
+}
+
+func TestStreamFramingTakesCancel(t *testing.T) {
+	e := testEdge()
+	inv := &inviteRelay{key: "z9hG4bKs1|192.0.2.1:5060", cancelled: make(chan *sip.Request, 1), toTag: "uas-7"}
+	e.invites.m[inv.key] = inv
+	// The messages split at awkward places, a keep-alive between them.
+	all := streamInvite + "\r\n\r\n" + streamCancel + streamInvite
+	toSipgo, toPeer := framed(t, e, all[:17], all[17:len(streamInvite)+3], all[len(streamInvite)+3:])
+	if toSipgo != streamInvite+"\r\n\r\n"+streamInvite {
+		t.Fatalf("sipgo reads %q, want both INVITEs and the keep-alive, without the CANCEL", toSipgo)
+	}
+	if !strings.HasPrefix(toPeer, "SIP/2.0 200 OK\r\n") || !strings.Contains(toPeer, "tag=uas-7") || !strings.Contains(toPeer, "CSeq: 1 CANCEL") {
+		t.Fatalf("the peer got %q, want the 200 to its CANCEL with the provisional's tag", toPeer)
+	}
+	select {
+	case c := <-inv.cancelled:
+		if c.CallID().Value() != "s1" {
+			t.Fatalf("relay got %s", c.StartLine())
+		}
+	default:
+		t.Fatal("the CANCEL never reached the INVITE's relay")
+	}
+}
+
+func TestStreamFramingPassesWhatItCannotFrame(t *testing.T) {
+	e := testEdge()
+	// A CANCEL for no INVITE here goes on to sipgo (which answers 481).
+	if got, back := framed(t, e, streamCancel); got != streamCancel || back != "" {
+		t.Fatalf("unmatched CANCEL: sipgo reads %q, peer got %q", got, back)
+	}
+	// A broken Content-Length: from there on the bytes pass as they came.
+	bad := strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: four", 1)
+	if got, _ := framed(t, e, bad, streamCancel); got != bad+streamCancel {
+		t.Fatalf("after a framing error sipgo reads %q", got)
+	}
+}
