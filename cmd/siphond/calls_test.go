@@ -478,3 +478,28 @@ func TestByeOnAnotherReplica(t *testing.T) {
 		t.Fatalf("BYE served by %s, the replica that was killed", endedBy)
 	}
 }
+
+// TestRingingReplicaGone: the uas replica holding a ringing INVITE is killed;
+// the edge sees it gone within --sender-check of its connection closing and
+// answers the caller 500 instead of leaving it ringing until Timer C.
+func TestRingingReplicaGone(t *testing.T) {
+	const check = 500 * time.Millisecond
+	nats := testutil.NATSServer(t)
+	common := []string{"--mode", "call-server", "--nats", nats.URL}
+	edge := start(t, true, append(common, "--role", "edge", "--sender-check", check.String())...)
+	uas := start(t, false, append(common, "--role", "uas", "--answer-delay", "60s")...)
+	u := newUA(t, edge.sip)
+	d := u.call()
+	raw, cseq := d.req("INVITE", nil, offer)
+	u.send(raw)
+	u.response("INVITE", cseq, 180)
+	killed := time.Now()
+	uas.stop(syscall.SIGKILL)
+	res := u.final("INVITE", cseq)
+	wantCode(t, res, 500)
+	// One --sender-check, and 1.5 s for the kill to close the socket and the
+	// 500 to cross loopback on a busy box.
+	if waited := time.Since(killed); waited > check+1500*time.Millisecond {
+		t.Fatalf("caller answered %v after the uas died, want within --sender-check %v + 1.5 s", waited, check)
+	}
+}

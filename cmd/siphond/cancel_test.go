@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/testutil"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
@@ -33,7 +34,12 @@ func newFakeRole(t *testing.T, url, replica string) *fakeRole {
 	if _, err := f.nc.ChanSubscribe(wire.SIPRequest(wire.RoleUAS, "INVITE"), f.invites); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.nc.ChanSubscribe(wire.Replica(wire.RoleUAS, replica), f.replica); err != nil {
+	_, err := f.nc.Subscribe(wire.Replica(wire.RoleUAS, replica), func(m *nats.Msg) {
+		if !bus.AnswerProbe(m) { // a role replica answers the edge's liveness checks
+			f.replica <- m
+		}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := f.nc.Flush(); err != nil {

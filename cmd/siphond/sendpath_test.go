@@ -440,3 +440,73 @@ func TestSendOverTheClientsOwnConnection(t *testing.T) {
 		t.Fatalf("MESSAGE over the flow: got %v, want 200", got.Response)
 	}
 }
+
+// TestNon2xxIsACKed: the edge ACKs a non-2xx final on the branch (RFC 3261
+// §17.1.1.3: same branch, the INVITE's top Via) and ACKs it again when it is
+// retransmitted, as if the first ACK was lost, within Timer D; the role sees
+// the final once, then the end of the stream.
+func TestNon2xxIsACKed(t *testing.T) {
+	l := newSendLab(t)
+	uas, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uas.Close()
+	target := uas.LocalAddr().String()
+	read := func(within time.Duration) (*sip.Request, *net.UDPAddr) {
+		t.Helper()
+		buf := make([]byte, 65535)
+		_ = uas.SetReadDeadline(time.Now().Add(within))
+		n, from, err := uas.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("UAS read: %v", err)
+		}
+		m, err := sip.ParseMessage(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*sip.Request), from
+	}
+	c := newOutCall(target)
+	tx, err := l.uac.Send(c.invite(t), uac.Via{Dest: "udp:" + target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	inv, edge := read(10 * time.Second)
+	busy := sip.NewResponseFromRequest(inv, 486, "Busy Here", nil)
+	busy.To().Params.Add("tag", "busy1")
+	if _, err := uas.WriteToUDP([]byte(busy.String()), edge); err != nil {
+		t.Fatal(err)
+	}
+	branch, _ := inv.Via().Params.Get("branch")
+	for i := range 2 {
+		// The retransmission is re-ACKed within Timer D (32 s over UDP).
+		ack, _ := read(sip.Timer_D)
+		ackBranch, _ := ack.Via().Params.Get("branch")
+		if ack.Method != sip.ACK || ackBranch != branch || ack.CSeq().SeqNo != 1 {
+			t.Fatalf("ACK %d: %s with branch %s, want ACK on the INVITE's branch %s", i+1, ack.StartLine(), ackBranch, branch)
+		}
+		if i == 0 {
+			if _, err := uas.WriteToUDP([]byte(busy.String()), edge); err != nil { // as if that ACK was lost
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var codes []int
+	for {
+		res, err := tx.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, res.StatusCode)
+	}
+	if len(codes) == 0 || codes[len(codes)-1] != 486 || (len(codes) > 1 && codes[len(codes)-2] == 486) {
+		t.Fatalf("role got %v, want the 486 once, then the end", codes)
+	}
+}

@@ -52,11 +52,8 @@ func NewStreamer(nc *nats.Conn) (*Streamer, error) {
 func (s *Streamer) Close() error { return s.sub.Unsubscribe() }
 
 func (s *Streamer) dispatch(m *nats.Msg) {
-	if m.Reply != "" && m.Header.Get(wire.HdrProbe) != "" {
-		// An edge checking that this asker is still there (it holds branches
-		// for us): any stream, open or not, answers for the whole inbox.
-		_ = m.Respond(nil)
-		return
+	if AnswerProbe(m) {
+		return // any stream, open or not, answers for the whole inbox
 	}
 	token := m.Subject[len(s.prefix):]
 	s.mu.Lock()
@@ -113,6 +110,17 @@ func (st *Stream) Next(ctx context.Context) (*nats.Msg, error) {
 // C exposes the raw reply channel, for callers that select on more than a context.
 // Messages read from it are not checked for no-responders; use IsNoResponders.
 func (st *Stream) C() <-chan *nats.Msg { return st.c }
+
+// AnswerProbe answers m when it is an edge's liveness check (wire.HdrProbe)
+// and reports whether it was: whoever has INVITEs in flight at an edge (an
+// asker's inbox, a replica holding INVITEs) must answer, or be taken for gone.
+func AnswerProbe(m *nats.Msg) bool {
+	if m.Reply == "" || m.Header.Get(wire.HdrProbe) == "" {
+		return false
+	}
+	_ = m.Respond(nil)
+	return true
+}
 
 // IsNoResponders reports whether m is the server's no-responders status.
 func IsNoResponders(m *nats.Msg) bool {

@@ -211,18 +211,22 @@ func (c *Client) Invite(ctx context.Context, req *sip.Request, via Via, ack func
 	}
 	ackVia := via
 	ackVia.Edge = res.Edge // the 2xx's ACK goes out where the 2xx came in
+	// The caller's ctx may end when Invite returns; the 2xx keeps coming back
+	// until the edge's Timer M ends the stream, and each must be ACKed.
+	late, cancel := context.WithTimeout(context.Background(), 64*sip.T1+statelessTimeout)
 	send := func(r *sip.Response) {
 		a, err := ack(r)
 		if err == nil {
-			err = c.Stateless(ctx, a, ackVia)
+			err = c.Stateless(late, a, ackVia)
 		}
 		_ = err // a lost ACK is repaired by the peer's next retransmission
 	}
 	send(res.Response)
 	go func() {
+		defer cancel()
 		defer tx.Close()
 		for {
-			more, err := tx.Next(ctx)
+			more, err := tx.Next(late)
 			if err != nil {
 				return
 			}

@@ -138,9 +138,11 @@ const (
 	// HdrEnd marks the empty message that ends an INVITE's send-path stream: no
 	// response can follow (RFC 6026 Timer M ran out, or the branch is gone).
 	HdrEnd = "Siphon-End"
-	// HdrProbe marks the edge's liveness check of a role replica that has INVITE
-	// branches in flight, sent as a NATS request to the subject the branch's
-	// responses go to. The asker answers with an empty reply (bus.Streamer does).
+	// HdrProbe marks the edge's liveness check of a role replica with INVITEs in
+	// flight, a NATS request: to the subject a send-path branch's responses go
+	// to (its asker), or to the replica subject of the replica holding an
+	// INVITE the edge relays. Either answers with an empty reply
+	// (bus.AnswerProbe); one that does not is taken for gone.
 	HdrProbe = "Siphon-Probe"
 	// HdrReason, on a cancel request, is the Reason header value (RFC 3326) the
 	// CANCEL carries, for example `SIP;cause=200;text="Call completed elsewhere"`.

@@ -89,7 +89,7 @@ func (e *Edge) sendRequest(req *sip.Request, reply string) {
 		e.publishReply(reply, b.header(), nil)
 		b.mu.Lock()
 		b.timerC = e.clock.AfterFunc(e.cfg.TimerC, b.timerCFired)
-		b.unwatch = e.prober.watch(reply, b, func() {
+		b.unwatch = e.prober.watch(inbox(reply), reply, b, func() {
 			_ = b.cancel(cancelAskerGone, `SIP;cause=503;text="the role replica that placed the call is gone"`)
 		})
 		b.mu.Unlock()

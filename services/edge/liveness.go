@@ -16,13 +16,16 @@ import (
 
 // Which role replicas are still there. An INVITE branch rings for minutes on
 // behalf of the replica that asked for it; if that replica dies, nobody would
-// ever CANCEL it. So while a replica has INVITE branches here, the edge sends
-// a probe (a NATS request with wire.HdrProbe) every --sender-check to the
-// subject its responses go to. NATS answers at once with no responders when
+// ever CANCEL it. An INVITE the edge relays to a role rings on the replica
+// holding it; if that one dies, the caller would ring until Timer C. So while
+// a replica has INVITEs in flight here, the edge sends a probe (a NATS request
+// with wire.HdrProbe) every --sender-check to the subject its responses go to
+// (an asker), or to its replica subject (a holder). NATS answers at once with no responders when
 // the replica's connection is gone (a killed process's socket closes with
 // it); a replica that is there answers the probe. No responders, or
 // missesAllowed probes in a row unanswered (a replica cut off without its
-// connection closing), and the replica is gone: its branches are CANCELled.
+// connection closing), and the replica is gone: a gone asker's branches are
+// CANCELled, a gone holder's callers answered 500.
 // The bound: --sender-check after the replica's NATS connection closes, or
 // (missesAllowed+1)·--sender-check after it stops answering.
 
@@ -45,8 +48,8 @@ type prober struct {
 
 // asker is one replica with branches in flight.
 type asker struct {
-	subject string             // a reply subject of it: where probes go
-	gone    map[*branch]func() // what to do for each branch when it is gone
+	subject string         // a reply subject of it: where probes go
+	gone    map[any]func() // what to do for each piece of work when it is gone
 	ticker  clockwork.Ticker
 	misses  int
 }
@@ -64,26 +67,22 @@ func inbox(reply string) string {
 	return reply
 }
 
-// watch calls onGone for b if the replica behind reply goes; unwatch stops that.
-func (p *prober) watch(reply string, b *branch, onGone func()) (unwatch func()) {
-	key := inbox(reply)
+// watch calls onGone for work if the replica key names goes: probes go to
+// subject. unwatch stops that.
+func (p *prober) watch(key, subject string, work any, onGone func()) (unwatch func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.askers[key]
 	if a == nil {
-		a = &asker{subject: reply, gone: map[*branch]func(){}, ticker: p.clock.NewTicker(p.interval)}
+		a = &asker{subject: subject, gone: map[any]func(){}, ticker: p.clock.NewTicker(p.interval)}
 		p.askers[key] = a
 		go p.run(key, a)
 	}
-	a.gone[b] = onGone
+	a.gone[work] = onGone
 	return func() {
 		p.mu.Lock()
-		defer p.mu.Unlock()
-		delete(a.gone, b)
-		if len(a.gone) == 0 && p.askers[key] == a {
-			delete(p.askers, key)
-			a.ticker.Stop()
-		}
+		delete(a.gone, work)
+		p.mu.Unlock()
 	}
 }
 
@@ -95,9 +94,13 @@ func (p *prober) run(key string, a *asker) {
 		case <-a.ticker.Chan():
 		}
 		p.mu.Lock()
-		if p.askers[key] != a {
+		if len(a.gone) == 0 {
+			// Idle for a whole interval: stop probing. Kept that long, one
+			// entry serves a replica whose calls come and go many a second.
+			delete(p.askers, key)
+			a.ticker.Stop()
 			p.mu.Unlock()
-			return // no branches left
+			return
 		}
 		subject := a.subject
 		p.mu.Unlock()
@@ -105,17 +108,15 @@ func (p *prober) run(key string, a *asker) {
 			continue
 		}
 		p.mu.Lock()
-		if p.askers[key] == a {
-			delete(p.askers, key)
-		}
+		delete(p.askers, key)
 		a.ticker.Stop()
 		callbacks := make([]func(), 0, len(a.gone))
 		for _, f := range a.gone {
 			callbacks = append(callbacks, f)
 		}
-		a.gone = map[*branch]func(){}
+		a.gone = map[any]func(){}
 		p.mu.Unlock()
-		p.log.Warn("a role replica with INVITE branches here is gone: cancelling them", "inbox", key, "branches", len(callbacks))
+		p.log.Warn("a role replica with INVITEs in flight here is gone", "replica", key, "invites", len(callbacks))
 		for _, f := range callbacks {
 			f()
 		}

@@ -99,8 +99,13 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 	wait := e.clock.NewTimer(e.cfg.RoleTimeout)
 	defer wait.Stop()
 	var cancel *sip.Request // the caller's CANCEL, until the replica holding the INVITE is known
+	var holderGone chan struct{} // closed when the replica holding the INVITE is gone
 	for {
 		select {
+		case <-holderGone:
+			e.log.Warn("the role replica holding a ringing INVITE is gone", "role", r.role, "replica", inv.holder())
+			e.reply(req, tx, 500, "Server Internal Error", "the "+r.role+" replica holding this call is gone")
+			return
 		case c := <-cancelled:
 			cancelled = nil
 			if cancelFromSipgo(tx) {
@@ -127,8 +132,12 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 				return
 			}
 			if inv != nil {
-				if id := m.Header.Get(wire.HdrReplica); id != "" {
+				if id := m.Header.Get(wire.HdrReplica); id != "" && inv.holder() == "" {
 					inv.heldBy(id)
+					holderGone = make(chan struct{})
+					subject := wire.Replica(r.role, id)
+					gone := holderGone
+					defer e.prober.watch(subject, subject, inv, func() { close(gone) })()
 				}
 				if cancel != nil && inv.holder() != "" {
 					e.forwardCancel(r.role, inv.holder(), inv, cancel)

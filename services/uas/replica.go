@@ -4,6 +4,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
@@ -13,6 +14,9 @@ import (
 // transaction key, Siphon-Tx), or a PRACK another replica answered for one
 // (matched by its dialog).
 func (u *UAS) fromReplicaSubject(m *nats.Msg) {
+	if bus.AnswerProbe(m) {
+		return // the edge checking this replica still holds its ringing INVITEs
+	}
 	msg, err := sip.ParseMessage(m.Data)
 	if err != nil {
 		u.log.Warn("unparseable message on the replica subject", "error", err)
