@@ -23,8 +23,8 @@ import (
 //     the 487 with its own tag; a 2xx that crossed the CANCEL still goes to the
 //     caller. A role that sends no final response within --role-timeout of the
 //     CANCEL gets the 487 sent for it. A CANCEL the edge could not take first
-//     (one on a connection the edge dialed, or for an RFC 2543 INVITE) is
-//     answered by sipgo (200, then its own 487) and still passed on.
+//     (one on a connection the edge dialed) is answered by sipgo (200, then its
+//     own 487) and still passed on.
 //   - The 2xx over UDP is retransmitted by the edge until the ACK (RFC 6026
 //     moved that out of the transaction; the edge owns the socket, so the 2xx
 //     survives the replica that sent it).
@@ -112,30 +112,36 @@ func (is *invites) get(key string) *inviteRelay {
 	return is.m[key]
 }
 
-// inviteKey is the server transaction key of an INVITE, computed from its top
-// Via as a CANCEL's matches it (RFC 3261 §9.2, §17.2.3): branch and sent-by.
-// "" for an RFC 2543 branch, which the edge leaves to sipgo.
+// inviteKey is the server transaction key of an INVITE, computed from a
+// request as a CANCEL's matches its INVITE (RFC 3261 §9.2, §17.2.3): the top
+// Via's branch and sent-by; for an RFC 2543 branch (no magic cookie), the
+// Call-ID, From tag, CSeq number and top Via as well.
 func inviteKey(req *sip.Request) string {
 	via := req.Via()
-	if via == nil {
+	if via == nil || req.CSeq() == nil || req.CallID() == nil {
 		return ""
 	}
 	branch, _ := via.Params.Get("branch")
-	if !strings.HasPrefix(branch, ids.BranchCookie) || len(branch) == len(ids.BranchCookie) {
-		return ""
-	}
 	port := via.Port
 	if port == 0 {
 		port = sip.DefaultPort(via.Transport)
 	}
-	return branch + "|" + strings.ToLower(via.Host) + ":" + strconv.Itoa(port)
+	key := branch + "|" + strings.ToLower(via.Host) + ":" + strconv.Itoa(port)
+	if strings.HasPrefix(branch, ids.BranchCookie) && len(branch) > len(ids.BranchCookie) {
+		return key
+	}
+	fromTag := ""
+	if f := req.From(); f != nil {
+		fromTag, _ = f.Params.Get("tag")
+	}
+	return "2543|" + key + "|" + req.CallID().Value() + "|" + fromTag + "|" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
 }
 
 // trackInvite makes an INVITE's transaction findable by a CANCEL for as long
 // as it lives.
 func (e *Edge) trackInvite(req *sip.Request, tx sip.ServerTransaction) *inviteRelay {
 	inv := &inviteRelay{key: inviteKey(req), cancelled: make(chan *sip.Request, 1)}
-	if inv.key != "" {
+	if inv.key != "" { // "" only for a request the checks let through without Via, CSeq or Call-ID
 		e.invites.mu.Lock()
 		e.invites.m[inv.key] = inv
 		e.invites.mu.Unlock()
