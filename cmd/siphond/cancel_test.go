@@ -74,6 +74,27 @@ func (f *fakeRole) respond(t *testing.T, inv *nats.Msg, code int, reason, tag st
 	}
 }
 
+// ringThenCancel makes a call to edge that the role rings with tag, then
+// cancels it: it returns the caller, the INVITE's CSeq, the INVITE as the role
+// got it, and the 200 to the CANCEL, once the CANCEL has reached the replica.
+func (f *fakeRole) ringThenCancel(t *testing.T, edge, tag string) (*ua, uint32, *nats.Msg, *sip.Response) {
+	t.Helper()
+	u := newUA(t, edge)
+	d := u.call()
+	raw, cseq := d.req("INVITE", nil, offer)
+	u.send(raw)
+	inv := receive(t, f.invites, "INVITE at the role")
+	f.respond(t, inv, 180, "Ringing", tag)
+	u.response("INVITE", cseq, 180)
+	d.branch-- // a CANCEL has its INVITE's branch (RFC 3261 §9.1)
+	cancel, _ := d.req("CANCEL", nil, "")
+	u.send(cancel)
+	ok := u.final("CANCEL", cseq)
+	wantCode(t, ok, 200)
+	receive(t, f.replica, "CANCEL at the replica")
+	return u, cseq, inv, ok
+}
+
 func TestCancelReachesTheReplica(t *testing.T) {
 	url := testutil.NATSServer(t).URL
 	edge := start(t, true, "--role", "edge", "--mode", "call-server", "--nats", url, "--role-timeout", "1s")
@@ -119,22 +140,10 @@ func TestCancelReachesTheReplica(t *testing.T) {
 	}
 
 	t.Run("a role that does not answer the CANCEL: the edge's 487 with the 180's tag", func(t *testing.T) {
-		u := newUA(t, edge.sip)
-		d := u.call()
-		raw, cseq := d.req("INVITE", nil, offer)
-		u.send(raw)
-		inv := receive(t, role.invites, "INVITE at the role")
-		role.respond(t, inv, 180, "Ringing", "role-tag-2")
-		u.response("INVITE", cseq, 180)
-		d.branch--
-		cancel, _ := d.req("CANCEL", nil, "")
-		u.send(cancel)
-		ok := u.final("CANCEL", cseq)
-		wantCode(t, ok, 200)
+		u, cseq, _, ok := role.ringThenCancel(t, edge.sip, "role-tag-2")
 		if tag, _ := ok.To().Params.Get("tag"); tag != "role-tag-2" {
 			t.Fatalf("200 to CANCEL tag %q, want the 180's role-tag-2 (RFC 3261 §9.2)", tag)
 		}
-		receive(t, role.replica, "CANCEL at the replica")
 		res := u.final("INVITE", cseq) // after --role-timeout 1s
 		wantCode(t, res, 487)
 		if tag, _ := res.To().Params.Get("tag"); tag != "role-tag-2" {
@@ -143,18 +152,7 @@ func TestCancelReachesTheReplica(t *testing.T) {
 	})
 
 	t.Run("a 2xx that crossed the CANCEL still reaches the caller", func(t *testing.T) {
-		u := newUA(t, edge.sip)
-		d := u.call()
-		raw, cseq := d.req("INVITE", nil, offer)
-		u.send(raw)
-		inv := receive(t, role.invites, "INVITE at the role")
-		role.respond(t, inv, 180, "Ringing", "role-tag-3")
-		u.response("INVITE", cseq, 180)
-		d.branch--
-		cancel, _ := d.req("CANCEL", nil, "")
-		u.send(cancel)
-		wantCode(t, u.final("CANCEL", cseq), 200)
-		receive(t, role.replica, "CANCEL at the replica")
+		u, cseq, inv, _ := role.ringThenCancel(t, edge.sip, "role-tag-3")
 		role.respond(t, inv, 200, "OK", "role-tag-3") // answered before it saw the CANCEL
 		wantCode(t, u.final("INVITE", cseq), 200)
 	})

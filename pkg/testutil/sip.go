@@ -93,24 +93,13 @@ func Send(c *sipgo.Client, method sip.RequestMethod, transport, target string, w
 // whose labels contain every one of labels. ok is false when there is none.
 func Metric(t testing.TB, url, name string, labels ...string) (value float64, ok bool) {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, found := strings.CutPrefix(line, name)
-		if !found || (rest == "" || (rest[0] != '{' && rest[0] != ' ')) {
-			continue
-		}
+	for _, s := range series(t, url, name) {
 		all := true
 		for _, l := range labels {
-			all = all && strings.Contains(rest, l)
+			all = all && strings.Contains(s.labels, l)
 		}
 		if all {
-			v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64)
-			return v, err == nil
+			return s.value, true
 		}
 	}
 	return 0, false
@@ -120,21 +109,37 @@ func Metric(t testing.TB, url, name string, labels ...string) (value float64, ok
 // label values), 0 when there is none.
 func MetricSum(t testing.TB, url, name string) float64 {
 	t.Helper()
+	sum := 0.0
+	for _, s := range series(t, url, name) {
+		sum += s.value
+	}
+	return sum
+}
+
+type sample struct {
+	labels string
+	value  float64
+}
+
+// series are the samples of the series named name at url, in the text format.
+func series(t testing.TB, url, name string) []sample {
+	t.Helper()
 	res, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	sum := 0.0
+	var out []sample
 	for _, line := range strings.Split(string(body), "\n") {
 		rest, found := strings.CutPrefix(line, name)
 		if !found || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
 			continue
 		}
-		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
-			sum += v
+		sep := strings.LastIndexByte(rest, ' ')
+		if v, err := strconv.ParseFloat(rest[sep+1:], 64); err == nil {
+			out = append(out, sample{labels: rest[:sep], value: v})
 		}
 	}
-	return sum
+	return out
 }
