@@ -261,6 +261,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"role without nats", []string{"--role", "uas"}, "give --nats"},
 		{"bad nats url", []string{"--nats", "127.0.0.1:4222"}, "--nats"},
 		{"unknown flag", []string{"--frobnicate"}, "frobnicate"},
+		{"Timer C too short", []string{"--timer-c", "10ms"}, "--timer-c"},
+		{"sender check off", []string{"--sender-check", "0s"}, "--sender-check"},
 		{"bad env", nil, "SIPHON_REG_MIN_EXPIRY"},
 	}
 	for _, tt := range tests {
