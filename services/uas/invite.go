@@ -51,15 +51,15 @@ func (u *UAS) release(c *call) {
 	u.pracks.CompareAndDelete(c.id, c)
 }
 
-// cancel marks c cancelled once; it reports whether the 200 was already on its way.
-func (c *call) cancel() (answered bool) {
+// cancel marks c cancelled, once. A call already answered stays answered:
+// the 2xx that crossed the CANCEL reaches the caller.
+func (c *call) cancel() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.cancelSet {
+	if !c.cancelSet && !c.answered {
 		c.cancelSet = true
 		close(c.cancelled)
 	}
-	return c.answered
 }
 
 // answer marks c answered unless it was cancelled first.

@@ -31,7 +31,7 @@ func (u *UAS) fromReplicaSubject(m *nats.Msg) {
 		if v, ok := u.ringing.Load(m.Header.Get(wire.HdrTx)); ok {
 			// A call already answered ignores it: the 2xx that crossed the
 			// CANCEL reaches the caller, who ACKs and ends it with BYE.
-			_ = v.(*call).cancel()
+			v.(*call).cancel()
 		}
 	case sip.PRACK:
 		id := store.DialogID(req.CallID().Value(), tagOf(req.To()))
