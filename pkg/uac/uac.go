@@ -198,44 +198,83 @@ func (t *Tx) final(ctx context.Context, onProvisional func(Response)) (Response,
 // Invite sends an INVITE and returns its first final response. Every 2xx is
 // acknowledged with the ACK ack builds for it (RFC 3261 §13.2.2.4): the first
 // before Invite returns, and after it, until the transaction ends, each
-// retransmission (the peer did not get the ACK) and each 2xx from another fork.
+// retransmission (the peer did not get the ACK). A 2xx of a dialog the caller
+// was not given — another fork's, or one that crossed the CANCEL after ctx
+// ended or after the edge gave up on the branch (Timer C) — is ACKed and then
+// ended with BYE, as §13.2.2.4 asks of a UAC that does not want it.
 func (c *Client) Invite(ctx context.Context, req *sip.Request, via Via, ack func(*sip.Response) (*sip.Request, error), onProvisional func(Response)) (Response, error) {
 	tx, err := c.Send(req, via)
 	if err != nil {
 		return Response{}, err
 	}
 	res, err := tx.final(ctx, onProvisional)
-	if err != nil || !res.IsSuccess() {
+	if err != nil && ctx.Err() != nil {
+		// The caller stopped waiting: CANCEL the branch, and end whatever
+		// 2xx still crosses it.
+		_ = tx.Cancel(context.Background(), "")
+		go c.settle(tx, via, ack, "")
+		return Response{}, err
+	}
+	if err != nil {
 		tx.Close()
 		return res, err
 	}
-	ackVia := via
-	ackVia.Edge = res.Edge // the 2xx's ACK goes out where the 2xx came in
-	// The caller's ctx may end when Invite returns; the 2xx keeps coming back
-	// until the edge's Timer M ends the stream, and each must be ACKed.
-	late, cancel := context.WithTimeout(context.Background(), 64*sip.T1+statelessTimeout)
-	send := func(r *sip.Response) {
-		a, err := ack(r)
-		if err == nil {
-			err = c.Stateless(late, a, ackVia)
-		}
-		_ = err // a lost ACK is repaired by the peer's next retransmission
+	switch {
+	case res.IsSuccess():
+		tag, _ := res.To().Params.Get("tag")
+		c.acknowledge(res, via, ack, false)
+		go c.settle(tx, via, ack, tag)
+	case res.Synthesized != "":
+		go c.settle(tx, via, ack, "") // a 2xx may still come from the far end
+	default:
+		tx.Close()
 	}
-	send(res.Response)
-	go func() {
-		defer cancel()
-		defer tx.Close()
-		for {
-			more, err := tx.Next(late)
-			if err != nil {
-				return
-			}
-			if more.IsSuccess() {
-				send(more.Response)
-			}
-		}
-	}()
 	return res, nil
+}
+
+// settle reads tx until the edge ends it (Timer M): a 2xx of the dialog with
+// tag kept (kept != "") is ACKed again; any other 2xx is ACKed and ended.
+func (c *Client) settle(tx *Tx, via Via, ack func(*sip.Response) (*sip.Request, error), kept string) {
+	defer tx.Close()
+	// Bounded: the edge ends the stream after Timer M (64·T1) at the latest.
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1+sip.Timer_B+statelessTimeout)
+	defer cancel()
+	for {
+		res, err := tx.Next(ctx)
+		if err != nil {
+			return
+		}
+		if !res.IsSuccess() {
+			continue
+		}
+		tag, _ := res.To().Params.Get("tag")
+		c.acknowledge(res, via, ack, kept == "" || tag != kept)
+	}
+}
+
+// acknowledge ACKs a 2xx where it came in, and with hangUp ends its dialog.
+func (c *Client) acknowledge(res Response, via Via, ack func(*sip.Response) (*sip.Request, error), hangUp bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), statelessTimeout)
+	defer cancel()
+	via.Edge = res.Edge // the ACK goes out where the 2xx came in
+	a, err := ack(res.Response)
+	if err != nil {
+		return
+	}
+	if err := c.Stateless(ctx, a, via); err != nil || !hangUp {
+		return // a lost ACK is repaired by the peer's next retransmission
+	}
+	// The BYE of a dialog is its ACK's request line, route and tags with the
+	// next CSeq (§15.1.1).
+	bye := a.Clone()
+	bye.Method = sip.BYE
+	if cs := bye.CSeq(); cs != nil {
+		cs.SeqNo++
+		cs.MethodName = sip.BYE
+	}
+	byeCtx, byeCancel := context.WithTimeout(context.Background(), sip.Timer_F+statelessTimeout)
+	defer byeCancel()
+	_, _ = c.Do(byeCtx, bye, via, nil)
 }
 
 // Stateless has an edge send an ACK or a response as it is, and waits for the

@@ -124,7 +124,7 @@ func (b *branch) received(res *sip.Response) {
 	switch {
 	case res.StatusCode < 200:
 		b.provisional = true
-		if b.timerC != nil {
+		if b.timerC != nil && res.StatusCode > 100 { // §16.7 step 2: 101 to 199
 			b.timerC.Reset(b.e.cfg.TimerC)
 		}
 		if b.cancelWanted && !b.cancelSent {
@@ -202,7 +202,9 @@ func (b *branch) synthesize(code int, reason, why, detail string) {
 // timerCFired applies §16.8.
 func (b *branch) timerCFired() {
 	b.mu.Lock()
-	if b.final || b.told {
+	if b.final || b.told || b.cancelWanted {
+		// Answered, told already, or CANCELled at the role's word: then the
+		// role waits for the 487 (or gaveUp's).
 		b.mu.Unlock()
 		return
 	}
@@ -217,9 +219,7 @@ func (b *branch) timerCFired() {
 	b.reason = `SIP;cause=408;text="Timer C"`
 	b.cancelWanted = true
 	b.e.branchesCancelled.WithLabelValues(cancelTimerC).Inc()
-	if !b.cancelSent {
-		b.sendCancelLocked()
-	}
+	b.sendCancelLocked()
 	b.mu.Unlock()
 	b.synthesize(408, "Request Timeout", wire.ErrTimerC, "no final response within --timer-c: CANCELled")
 }
@@ -312,7 +312,7 @@ func (b *branch) stopTimersLocked() {
 	if b.timerC != nil {
 		b.timerC.Stop()
 	}
-	if b.giveUp != nil && b.final {
+	if b.giveUp != nil {
 		b.giveUp.Stop()
 	}
 }

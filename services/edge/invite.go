@@ -254,34 +254,32 @@ func (a *ackWaiters) acked(ack *sip.Request) {
 	}
 }
 
-// acceptedInvite sees a 2xx to an INVITE through, then ends its transaction.
-// sipgo would keep it in Accepted for Timer L (64·T1) to absorb retransmitted
-// INVITEs; once the ACK is here (UDP) or at once (a stream, where the UAC never
-// retransmits), none can come, and 32 s of transactions at thousands of calls per
-// second is most of the edge's heap.
-func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	if req.Transport() == "UDP" && !e.retransmit2xx(req, tx, res) {
-		return
-	}
-	tx.Terminate()
+// expectACK registers the wait for the ACK of a 2xx to req before that 2xx
+// is sent, so an ACK that comes at once finds it.
+func (e *Edge) expectACK(req *sip.Request) (key string, ack chan struct{}) {
+	key, ack = ackKey(req.CallID().Value(), req.CSeq().SeqNo), make(chan struct{})
+	e.acks.mu.Lock()
+	e.acks.m[key] = ack
+	e.acks.mu.Unlock()
+	return key, ack
 }
 
-// retransmit2xx resends res on tx over UDP at T1, 2·T1, … capped at T2, until
-// the ACK for it comes or 64·T1 has passed (RFC 3261 §13.3.1.4). It reports
-// whether the ACK came.
-func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) bool {
-	k := ackKey(req.CallID().Value(), req.CSeq().SeqNo)
-	ack := make(chan struct{})
+func (e *Edge) forgetACK(key string, ack chan struct{}) {
 	e.acks.mu.Lock()
-	e.acks.m[k] = ack
+	if e.acks.m[key] == ack {
+		delete(e.acks.m, key)
+	}
 	e.acks.mu.Unlock()
-	defer func() {
-		e.acks.mu.Lock()
-		if e.acks.m[k] == ack {
-			delete(e.acks.m, k)
-		}
-		e.acks.mu.Unlock()
-	}()
+}
+
+// acceptedInvite retransmits the 2xx res on tx at T1, 2·T1, … capped at T2
+// until its ACK comes or 64·T1 has passed (RFC 3261 §13.3.1.4: over every
+// transport, as a hop further on may be UDP), then ends the transaction.
+// sipgo would keep it in Accepted for Timer L to absorb retransmitted INVITEs;
+// once the ACK is here none can come, and 32 s of transactions at thousands of
+// calls a second is most of the edge's heap.
+func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, key string, ack chan struct{}) {
+	defer e.forgetACK(key, ack)
 	giveUp := e.clock.NewTimer(64 * sip.T1)
 	defer giveUp.Stop()
 	interval := sip.T1
@@ -290,15 +288,16 @@ func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *si
 	for {
 		select {
 		case <-ack:
-			return true
+			tx.Terminate()
+			return
 		case <-giveUp.Chan():
 			e.log.Info("no ACK for a 2xx", "call_id", req.CallID().Value())
-			return false
+			return
 		case <-tx.Done():
-			return false
+			return
 		case <-next.Chan():
 			if err := tx.Respond(res); err != nil {
-				return false
+				return
 			}
 			interval = min(2*interval, sip.T2)
 			next.Reset(interval)

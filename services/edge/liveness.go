@@ -126,6 +126,12 @@ func (p *prober) run(key string, a *asker) {
 
 // probe reports whether the asker is gone.
 func (p *prober) probe(subject string, a *asker) bool {
+	if !p.nc.IsConnected() {
+		// The edge's own connection is down: a probe would say nothing of
+		// the replica, and the edge must not take them all for gone.
+		a.misses = 0
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.interval)
 	defer cancel()
 	_, err := p.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Header: nats.Header{wire.HdrProbe: {"1"}}})

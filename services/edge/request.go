@@ -32,9 +32,7 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 	switch {
 	case req.IsAck():
 		// An ACK is never answered; one for a 2xx goes to the role that sent the 2xx.
-		if req.Transport() == "UDP" {
-			e.acks.acked(req)
-		}
+		e.acks.acked(req)
 		if routed {
 			r.requests.Inc()
 			e.forwardAck(req, r)
@@ -104,6 +102,10 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 		select {
 		case <-holderGone:
 			e.log.Warn("the role replica holding a ringing INVITE is gone", "role", r.role, "replica", inv.holder())
+			if inv.wasCancelled() {
+				e.terminated(req, tx, inv) // the caller asked for the end anyway
+				return
+			}
 			e.reply(req, tx, 500, "Server Internal Error", "the "+r.role+" replica holding this call is gone")
 			return
 		case c := <-cancelled:
@@ -156,15 +158,23 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			if inv != nil && res.StatusCode > 100 && res.StatusCode < 200 {
 				inv.provisionalTag(res)
 			}
+			var ackKey string
+			var ack chan struct{}
+			if inv != nil && res.IsSuccess() {
+				ackKey, ack = e.expectACK(req)
+			}
 			if err := e.respond(req, tx, res); err != nil {
 				e.log.Warn("respond failed", "method", req.Method, "code", res.StatusCode, "error", err)
+				if ack != nil {
+					e.forgetACK(ackKey, ack)
+				}
 				return
 			}
 			e.countResponse(req.Method, res.StatusCode)
 			if res.StatusCode >= 200 {
 				r.roundTrip.Observe(time.Since(start).Seconds())
-				if inv != nil && res.StatusCode < 300 {
-					e.acceptedInvite(req, tx, res)
+				if ack != nil {
+					e.acceptedInvite(req, tx, res, ackKey, ack)
 				}
 				return
 			}

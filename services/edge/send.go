@@ -68,6 +68,12 @@ func (e *Edge) handleSend(mr micro.Request) {
 			done(mr, e.client.WriteRequest(m, noBuild))
 			return
 		}
+		if m.IsCancel() {
+			// A CANCEL must carry its INVITE's branch (§9.1), which only the
+			// edge that holds it knows.
+			sendError(mr, wire.RefuseBadMessage, "send no CANCEL: cancel the branch at "+wire.EdgeCancelT+" with "+wire.HdrBranch)
+			return
+		}
 		// The transaction outlives this callback; micro's subscription must not wait for it.
 		go e.sendRequest(m, mr.Reply())
 	}

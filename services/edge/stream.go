@@ -128,23 +128,31 @@ func (c *framedConn) giveUp() {
 	c.in = nil
 }
 
+// maxBody bounds a framed body: sipgo's parser takes no larger message.
+const maxBody = 65535
+
 // contentLength reads Content-Length (or its compact form l) from a header
-// block; a message without one has no body. ok is false for a malformed value.
+// block; a message without one has no body. ok is false where sipgo might
+// frame it otherwise: a malformed or oversized value, or more than one.
 func contentLength(head []byte) (int, bool) {
+	length, seen := 0, false
 	for _, line := range strings.Split(string(head), "\r\n")[1:] {
+		if line == "" || line[0] == ' ' || line[0] == '\t' {
+			continue // a folded continuation belongs to the header above it
+		}
 		name, value, found := strings.Cut(line, ":")
 		if !found {
 			continue
 		}
-		name = strings.TrimSpace(name)
+		name = strings.TrimRight(name, " \t")
 		if !strings.EqualFold(name, "Content-Length") && !strings.EqualFold(name, "l") {
 			continue
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(value))
-		if err != nil || n < 0 || n > 1<<24 {
+		if err != nil || n < 0 || n > maxBody || seen {
 			return 0, false
 		}
-		return n, true
+		length, seen = n, true
 	}
-	return 0, true
+	return length, true
 }

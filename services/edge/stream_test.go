@@ -71,9 +71,22 @@ func TestStreamFramingPassesWhatItCannotFrame(t *testing.T) {
 	if got, back := framed(t, e, streamCancel); got != streamCancel || back != "" {
 		t.Fatalf("unmatched CANCEL: sipgo reads %q, peer got %q", got, back)
 	}
-	// A broken Content-Length: from there on the bytes pass as they came.
-	bad := strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: four", 1)
-	if got, _ := framed(t, e, bad, streamCancel); got != bad+streamCancel {
-		t.Fatalf("after a framing error sipgo reads %q", got)
+	// Where sipgo might find another message boundary than the edge would
+	// (a broken, doubled or oversized Content-Length), the bytes from there on
+	// pass as they came, and a CANCEL in them is sipgo's to find.
+	e.invites.m["z9hG4bKs1|192.0.2.1:5060"] = &inviteRelay{key: "z9hG4bKs1|192.0.2.1:5060", cancelled: make(chan *sip.Request, 1)}
+	for name, bad := range map[string]string{
+		"not a number": strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: four", 1),
+		"twice":        strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: 4\r\nl: 0", 1),
+		"too large":    strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: 70000", 1),
+	} {
+		if got, back := framed(t, e, bad, streamCancel); got != bad+streamCancel || back != "" {
+			t.Errorf("%s: sipgo reads %q, peer got %q", name, got, back)
+		}
+	}
+	// A folded line that looks like Content-Length is the header above it.
+	folded := strings.Replace(streamInvite, "Call-ID: s1\r\n", "Call-ID: s1\r\n Content-Length: 99\r\n", 1)
+	if got, _ := framed(t, e, folded); got != folded {
+		t.Errorf("folded line taken for Content-Length: sipgo reads %q", got)
 	}
 }
