@@ -22,16 +22,23 @@ func (e *Edge) readFilter(props sip.TransportReadProps, data []byte) ([]byte, er
 	}
 	out, resp := e.inspect(data, props.RemoteAddr)
 	if resp != nil {
-		e.mu.Lock()
-		conn := e.udp
-		e.mu.Unlock()
-		if conn != nil {
-			if _, err := conn.WriteTo(resp, props.RemoteAddr); err != nil {
-				e.log.Debug("answer to malformed datagram failed", "remote", props.RemoteAddr, "error", err)
-			}
+		if err := e.writeUDP(resp, props.RemoteAddr); err != nil {
+			e.log.Debug("answer to a datagram failed", "remote", props.RemoteAddr, "error", err)
 		}
 	}
 	return out, nil
+}
+
+// writeUDP sends a datagram from the edge's UDP socket.
+func (e *Edge) writeUDP(data []byte, to net.Addr) error {
+	e.mu.Lock()
+	conn := e.udp
+	e.mu.Unlock()
+	if conn == nil {
+		return nil // no socket: a test of the filter alone
+	}
+	_, err := conn.WriteTo(data, to)
+	return err
 }
 
 // inspect decides what happens to one datagram: out is what goes on to sipgo
@@ -42,8 +49,8 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 		v = m.check()
 	}
 	if v.code == 0 && m.request && m.method == "CANCEL" && remote != nil {
-		if resp, taken := e.interceptCancel(data, UDP, remote); taken {
-			return nil, resp
+		if e.interceptCancel(data, UDP, remote, func(resp []byte) error { return e.writeUDP(resp, remote) }) {
+			return nil, nil
 		}
 	}
 	if v.code == 0 {

@@ -166,34 +166,38 @@ func (e *Edge) trackInvite(req *sip.Request, tx sip.ServerTransaction) *inviteRe
 }
 
 // interceptCancel takes a CANCEL off the wire before sipgo sees it: if it
-// matches an INVITE the edge relays, resp is the 200 to send back at once and
-// the CANCEL is passed to that INVITE's relay; taken is false otherwise, and
-// the CANCEL goes on to sipgo (which answers 481, or handles an INVITE the
-// edge does not track).
-func (e *Edge) interceptCancel(data []byte, transport string, remote net.Addr) (resp []byte, taken bool) {
+// matches an INVITE the edge relays, the 200 is written back with write and
+// then the CANCEL is passed to that INVITE's relay, in that order (the role's
+// 487 must not overtake the 200). taken is false otherwise, and the CANCEL goes
+// on to sipgo (which answers 481, or handles an INVITE the edge does not track).
+func (e *Edge) interceptCancel(data []byte, transport string, remote net.Addr, write func([]byte) error) (taken bool) {
 	msg, err := sip.ParseMessage(data)
 	if err != nil {
-		return nil, false
+		return false
 	}
 	c, ok := msg.(*sip.Request)
 	if !ok || !c.IsCancel() || c.CSeq() == nil || c.CallID() == nil {
-		return nil, false
+		return false
 	}
 	inv := e.invites.get(inviteKey(c))
 	if inv == nil {
-		return nil, false
+		return false
 	}
 	c.SetTransport(strings.ToUpper(transport))
 	c.SetSource(remote.String())
 	e.metrics.Requests.WithLabelValues(wire.RoleEdge, "CANCEL").Inc()
-	inv.take(c)
 	ok200 := sip.NewResponseFromRequest(c, 200, "OK", nil)
 	if tag := inv.tag(); tag != "" {
 		ok200.To().Params.Add("tag", tag) // the provisional responses' tag (§9.2)
 	}
 	ok200.AppendHeader(sip.NewHeader("Server", e.userAgent))
-	e.countResponse(sip.CANCEL, 200)
-	return []byte(ok200.String()), true
+	if err := write([]byte(ok200.String())); err != nil {
+		e.log.Debug("200 to CANCEL not written", "remote", remote, "error", err)
+	} else {
+		e.countResponse(sip.CANCEL, 200)
+	}
+	inv.take(c)
+	return true
 }
 
 // forwardCancel passes cancel to the replica of role that holds its INVITE.

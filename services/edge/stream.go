@@ -105,10 +105,8 @@ func (c *framedConn) frame() {
 		}
 		msg := c.in[:size]
 		if bytes.HasPrefix(msg, []byte("CANCEL ")) {
-			if resp, taken := c.e.interceptCancel(msg, c.transport, c.RemoteAddr()); taken {
-				if _, err := c.Conn.Write(resp); err != nil {
-					c.e.log.Debug("200 to CANCEL not written", "remote", c.RemoteAddr(), "error", err)
-				}
+			write := func(resp []byte) error { _, err := c.Conn.Write(resp); return err }
+			if c.e.interceptCancel(msg, c.transport, c.RemoteAddr(), write) {
 				c.in = c.in[size:]
 				continue
 			}
