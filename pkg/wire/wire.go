@@ -136,7 +136,8 @@ const (
 	// (edge → role): one of the Err* codes below. The response's Warning says more.
 	HdrError = "Siphon-Error"
 	// HdrEnd marks the empty message that ends an INVITE's send-path stream: no
-	// response can follow (RFC 6026 Timer M ran out, or the branch is gone).
+	// response can follow (at once after a non-2xx final; after a 2xx once RFC
+	// 6026's Timer M has run out; or when the branch failed).
 	HdrEnd = "Siphon-End"
 	// HdrProbe marks the edge's liveness check of a role replica with INVITEs in
 	// flight, a NATS request: to the subject a send-path branch's responses go
@@ -167,7 +168,10 @@ const StatusNoResponders = "503"
 //     subject without that Via, with HdrEdge and HdrBranch: every provisional,
 //     the final, and for an INVITE every 2xx (forks and retransmissions) until
 //     RFC 6026's Timer M ends the transaction. A non-INVITE stream ends with its
-//     final response; an INVITE stream with an empty HdrEnd message.
+//     final response; an INVITE stream starts with an empty message carrying
+//     HdrEdge and HdrBranch (the branch notice: it can be cancelled from then
+//     on) and ends with an empty HdrEnd message.
+//   - A CANCEL is never sent this way (refused): only the edge knows the branch.
 //   - An ACK or a response is sent statelessly and answered with an empty reply,
 //     or with a micro error (HdrServiceErrorCode one of the Refuse* codes).
 //   - A request on EdgeCancelT with HdrBranch cancels that INVITE branch; it is
