@@ -9,6 +9,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
 	github.com/siphon-lab/siphon/services/edge v0.0.0
+	github.com/siphon-lab/siphon/services/proxy v0.0.0
 	github.com/siphon-lab/siphon/services/registrar v0.0.0
 	github.com/siphon-lab/siphon/services/uas v0.0.0
 )
@@ -47,6 +48,7 @@ require (
 replace (
 	github.com/siphon-lab/siphon/pkg => ../../pkg
 	github.com/siphon-lab/siphon/services/edge => ../../services/edge
+	github.com/siphon-lab/siphon/services/proxy => ../../services/proxy
 	github.com/siphon-lab/siphon/services/registrar => ../../services/registrar
 	github.com/siphon-lab/siphon/services/uas => ../../services/uas
 )

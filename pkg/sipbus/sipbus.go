@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -60,6 +61,27 @@ func (r *Request) Respond(res *sip.Response) error {
 	}
 	r.responses.WithLabelValues(r.role, string(r.Method), obs.Code(res.StatusCode)).Inc()
 	return nil
+}
+
+// Reachable is the edge's address as the sender reached it, host:port, for a
+// Contact, a Record-Route or SDP: the edge's own (Local), or, when the edge
+// listens on every interface, the host the request was addressed to with the
+// edge's port.
+func (r *Request) Reachable() string {
+	host, port, err := net.SplitHostPort(r.Local)
+	if err == nil && host != "" {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			return r.Local
+		}
+	}
+	h := r.Recipient.Host
+	if p := r.Recipient.Port; p != 0 {
+		return net.JoinHostPort(h, strconv.Itoa(p))
+	}
+	if port != "" {
+		return net.JoinHostPort(h, port)
+	}
+	return h
 }
 
 // NewResponse builds a response to r per RFC 3261 §8.2.6, as sipgo does, with

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -250,22 +249,5 @@ func addressOfRecord(to *sip.ToHeader) (aor, user string, err error) {
 	if to == nil {
 		return "", "", errors.New("missing To")
 	}
-	u := to.Address
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "sip" && scheme != "sips" {
-		return "", "", fmt.Errorf("To must be a SIP or SIPS address-of-record, not %q", u.Scheme)
-	}
-	user, err = url.PathUnescape(u.User)
-	if err != nil || u.Host == "" {
-		return "", "", errors.New("malformed address-of-record in To")
-	}
-	aor = scheme + ":"
-	if user != "" {
-		aor += user + "@"
-	}
-	aor += strings.ToLower(u.Host)
-	if u.Port != 0 {
-		aor += ":" + strconv.Itoa(u.Port)
-	}
-	return aor, user, nil
+	return sipmsg.AddressOfRecord(to.Address)
 }

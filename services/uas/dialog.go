@@ -31,7 +31,7 @@ func (u *UAS) newDialog(r *sipbus.Request, localTag string) *store.Dialog {
 		LocalTag: localTag, RemoteTag: tagOf(r.From()),
 		LocalURI: nameAddr(r.To()), RemoteURI: nameAddr(r.From()),
 		RemoteCSeq: r.CSeq().SeqNo, InviteCSeq: r.CSeq().SeqNo,
-		Edge: r.Edge, Transport: r.Transport, Flow: r.Flow, Local: contactHostPort(r),
+		Edge: r.Edge, Transport: r.Transport, Flow: r.Flow, Local: r.Reachable(),
 		SDPSession: sessionID(localTag), SDPVersion: 1,
 		Created: now,
 	}
@@ -86,25 +86,6 @@ func nameAddr(h interface{ Value() string }) string {
 		return strconv.Quote(name) + " <" + addr.String() + ">"
 	}
 	return "<" + addr.String() + ">"
-}
-
-// contactHostPort is the address this UAS puts in Contact and SDP: the edge's
-// own, or where the request was sent when the edge listens on every interface.
-func contactHostPort(r *sipbus.Request) string {
-	host, port, err := net.SplitHostPort(r.Local)
-	if err == nil && host != "" {
-		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-			return r.Local
-		}
-	}
-	h := r.Recipient.Host
-	if p := r.Recipient.Port; p != 0 {
-		return net.JoinHostPort(h, strconv.Itoa(p))
-	}
-	if port != "" {
-		return net.JoinHostPort(h, port)
-	}
-	return h
 }
 
 // contactURI is this UAS's Contact URI for dialog d.

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProxyCall: a caller calls a registered callee through siphond --mode
+// proxy: the callee sees the proxy's Record-Route, Max-Forwards one lower and
+// two Vias (SIPp checks them), answers, and the caller's ACK and BYE follow the
+// route set through the proxy to the callee.
+func TestProxyCall(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	callee, addr := sippUAS(t, "proxy-uas.xml", 0)
+	reg := newUAC(t, "udp", p.sip)
+	if res := reg.register("bob", "reg-proxy-1", 1, "Contact: <sip:bob@"+addr+">", "Expires: 300"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	sipp(t, "testdata/proxy-uac.xml", "u1", p.sip, 1, 1, "-s", "bob").mustPass(t, 1)
+	passed(t, callee, "callee")
+}
+
+// TestProxyRefusals: what the proxy answers itself (RFC 3261 §16.3, §16.5).
+func TestProxyRefusals(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	u := newUA(t, p.sip)
+	for _, tt := range []struct {
+		name  string
+		ruri  string
+		extra []string
+		want  int
+	}{
+		{"no binding", "sip:nobody@example.com", nil, 404},
+		{"foreign domain", "sip:bob@elsewhere.example.net", nil, 403},
+		{"Max-Forwards 0", "sip:bob@example.com", []string{"Max-Forwards: 0"}, 483},
+		{"unknown Proxy-Require", "sip:bob@example.com", []string{"Proxy-Require: frobnication"}, 420},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := u.call()
+			d.ruri = tt.ruri
+			hdrs := tt.extra
+			raw, cseq := d.req("INVITE", hdrs, offer)
+			if len(tt.extra) > 0 && strings.HasPrefix(tt.extra[0], "Max-Forwards") {
+				raw = strings.Replace(raw, "Max-Forwards: 70\r\n", "", 1)
+			}
+			u.send(raw)
+			res := u.final("INVITE", cseq)
+			wantCode(t, res, tt.want)
+			if tt.want == 420 && (res.GetHeader("Unsupported") == nil || res.GetHeader("Unsupported").Value() != "frobnication") {
+				t.Fatalf("420 without Unsupported: frobnication:\n%s", res)
+			}
+		})
+	}
+}
+
+// TestProxyForks: bob has two bindings of equal q; both ring at once (RFC
+// 3261 §16.6), one answers, and the other gets a CANCEL (§16.7 step 10): SIPp
+// requires it.
+func TestProxyForks(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	answers, a := sippUAS(t, "proxy-uas.xml", 0)
+	rings, b := sippUAS(t, "uas-ring.xml", 10*time.Second)
+	reg := newUAC(t, "udp", p.sip)
+	res := reg.register("bob", "reg-fork-1", 1, "Contact: <sip:bob@"+a+">, <sip:bob@"+b+">", "Expires: 300")
+	if res.StatusCode != 200 || len(res.GetHeaders("Contact")) != 2 {
+		t.Fatalf("REGISTER of two contacts: %d\n%s", res.StatusCode, res)
+	}
+	sipp(t, "testdata/proxy-uac.xml", "u1", p.sip, 1, 1, "-s", "bob").mustPass(t, 1)
+	passed(t, answers, "the callee that answered")
+	passed(t, rings, "the callee that only rang") // its CANCEL came, and its 487 was ACKed
+}
+
+// TestProxyCallerCancels: the caller's CANCEL (answered 200 by the edge)
+// reaches the ringing callee through the proxy (RFC 3261 §16.10), and the
+// callee's 487 comes back to the caller.
+func TestProxyCallerCancels(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	rings, b := sippUAS(t, "uas-ring.xml", 10*time.Second)
+	reg := newUAC(t, "udp", p.sip)
+	if res := reg.register("carol", "reg-cancel-1", 1, "Contact: <sip:carol@"+b+">", "Expires: 300"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	u := newUA(t, p.sip)
+	d := u.call()
+	d.ruri = "sip:carol@example.com"
+	raw, cseq := d.req("INVITE", nil, offer)
+	u.send(raw)
+	u.response("INVITE", cseq, 180)
+	d.branch--
+	cancel, _ := d.req("CANCEL", nil, "")
+	u.send(cancel)
+	wantCode(t, u.final("CANCEL", cseq), 200)
+	wantCode(t, u.final("INVITE", cseq), 487)
+	passed(t, rings, "the callee") // it got the CANCEL
+}

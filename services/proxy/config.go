@@ -1,0 +1,62 @@
+package proxy
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// Config is the proxy's part of the command line.
+type Config struct {
+	// Domains are the hosts whose users the location store knows (besides the
+	// edges' own addresses), comma-separated.
+	Domains string
+	// ForkMode orders the bindings of an address-of-record: "q" (parallel
+	// within equal q, serial between), "parallel" or "sequential".
+	ForkMode string
+
+	domains map[string]bool
+}
+
+// RegisterFlags adds the proxy's flags to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Domains, "domain", "localhost,siphond.local", "domains the proxy serves from the location store, comma-separated (the edges' addresses always are)")
+	fs.StringVar(&c.ForkMode, "fork-mode", "q", "how the bindings of a user are tried: q (parallel within equal q, serial between), parallel, sequential")
+}
+
+// Validate implements role.Config.
+func (c *Config) Validate(map[string]bool) error {
+	switch c.ForkMode {
+	case "q", "parallel", "sequential":
+	default:
+		return fmt.Errorf("--fork-mode %q: want q, parallel or sequential", c.ForkMode)
+	}
+	c.domains = map[string]bool{}
+	for _, d := range strings.Split(c.Domains, ",") {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			if strings.ContainsAny(d, " ;:<>@") {
+				return fmt.Errorf("--domain %q: want host names or addresses", d)
+			}
+			c.domains[d] = true
+		}
+	}
+	return nil
+}
+
+func (c *Config) isDomain(host string) bool { return c.domains[strings.ToLower(host)] }
+
+// groups orders targets as --fork-mode says: a list of groups, each rung at once.
+func (c *Config) groups(targets []Target) [][]Target {
+	var out [][]Target
+	for _, t := range targets { // targets come ordered by q, highest first
+		switch {
+		case c.ForkMode == "parallel" && len(out) > 0:
+			out[0] = append(out[0], t)
+		case c.ForkMode == "q" && len(out) > 0 && out[len(out)-1][0].Q == t.Q:
+			out[len(out)-1] = append(out[len(out)-1], t)
+		default:
+			out = append(out, []Target{t})
+		}
+	}
+	return out
+}

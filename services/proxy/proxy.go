@@ -1,0 +1,160 @@
+// Package proxy is the proxy role: a stateful forking proxy (RFC 3261 §16)
+// over the registrar's location store. Requests outside a dialog for our
+// domain go to every binding of their address-of-record, forked by q; the
+// response context (reduce.go) is a pure state machine; requests inside a
+// dialog follow their Route set. Every branch is a client transaction at an
+// edge (pkg/uac), so retransmission, Timer C and CANCEL are the edge's.
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/bus"
+	"github.com/siphon-lab/siphon/pkg/ids"
+	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role"
+	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+// workers: handlers wait on the location store and on their branches.
+const workers = 256
+
+// storeTimeout bounds a location lookup.
+const storeTimeout = 5 * time.Second
+
+func init() {
+	role.Register(wire.RoleProxy, func() role.Role { return &Proxy{} })
+}
+
+// Proxy is one replica of the role.
+type Proxy struct {
+	cfg       Config
+	userAgent string
+	loc       store.Location
+	ids       *ids.Generator
+	log       *slog.Logger
+	metrics   *obs.Metrics
+	now       func() time.Time
+
+	replica string
+	send    *uac.Client
+	svc     *sipbus.Service
+	sub     *nats.Subscription
+	calls   sync.Map // Siphon-Tx → *call: INVITEs this replica is forwarding
+}
+
+// Name implements role.Role.
+func (p *Proxy) Name() string { return wire.RoleProxy }
+
+// Config implements role.Role.
+func (p *Proxy) Config() role.Config { return &p.cfg }
+
+// Start implements role.Role.
+func (p *Proxy) Start(_ context.Context, d role.Deps) error {
+	p.userAgent, p.loc, p.metrics, p.now = d.UserAgent, d.Store.Location(), d.Metrics, d.Clock.Now
+	p.ids, p.log = d.IDs(wire.RoleProxy), d.Log.With("role", wire.RoleProxy)
+	p.replica = p.ids.Tag()
+	client, err := uac.New(d.NATS)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	p.send = client
+	if p.sub, err = d.NATS.Subscribe(wire.Replica(wire.RoleProxy, p.replica), p.fromReplicaSubject); err != nil {
+		return fmt.Errorf("proxy: subscribe replica subject: %w", err)
+	}
+	handlers := map[string]sipbus.Handler{}
+	for _, m := range proxied {
+		handlers[m] = p.request
+	}
+	p.svc, err = sipbus.Serve(d.NATS, wire.RoleProxy, handlers, sipbus.Options{Workers: workers, Replica: p.replica}, p.metrics, p.log)
+	return err
+}
+
+// proxied are the methods a mode may route to the proxy; CANCEL reaches the
+// replica holding its INVITE instead (replica.go's edge contract).
+var proxied = []string{"INVITE", "ACK", "BYE", "PRACK", "UPDATE", "INFO", "MESSAGE", "REFER", "NOTIFY", "SUBSCRIBE", "OPTIONS"}
+
+// Stop implements role.Role.
+func (p *Proxy) Stop(ctx context.Context) error {
+	if p.svc == nil {
+		return nil
+	}
+	_ = p.sub.Unsubscribe()
+	err := p.svc.Stop(ctx)
+	_ = p.send.Close()
+	return err
+}
+
+// fromReplicaSubject takes the caller's CANCEL for an INVITE this replica
+// forwards (the edge has answered it 200), matched by Siphon-Tx.
+func (p *Proxy) fromReplicaSubject(m *nats.Msg) {
+	if bus.AnswerProbe(m) {
+		return
+	}
+	if v, ok := p.calls.Load(m.Header.Get(wire.HdrTx)); ok {
+		v.(*call).cancel()
+	}
+}
+
+// reply answers r with a response of the proxy's own making.
+func (p *Proxy) reply(r *sipbus.Request, code int, reason, detail string, hdrs ...sip.Header) {
+	res := sipmsg.NewResponse(r.Request, code, reason, nil, p.ids)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if detail != "" {
+		res.AppendHeader(sipmsg.Warning("siphon-proxy", detail))
+	}
+	res.AppendHeader(sip.NewHeader("Server", p.userAgent))
+	if err := r.Respond(res); err != nil {
+		p.log.Warn("respond failed", "error", err)
+	}
+}
+
+// relay passes a response from downstream up to the caller as it came.
+func (p *Proxy) relay(r *sipbus.Request, res *sip.Response) {
+	if err := r.Respond(res); err != nil {
+		p.log.Warn("relay failed", "code", res.StatusCode, "error", err)
+	}
+}
+
+// ours reports whether host:port names this proxy: a domain of --domain, or
+// the edge the request came through — any address at the edge's port when it
+// listens on every interface.
+func (p *Proxy) ours(r *sipbus.Request, host string, port int) bool {
+	if p.cfg.isDomain(host) {
+		return true
+	}
+	lhost, lport, err := net.SplitHostPort(r.Local)
+	if err != nil {
+		return false
+	}
+	if port == 0 {
+		port = sip.DefaultPort(r.Transport)
+	}
+	if strconv.Itoa(port) != lport {
+		return false
+	}
+	if ip := net.ParseIP(lhost); ip != nil && ip.IsUnspecified() {
+		return net.ParseIP(host) != nil
+	}
+	return strings.EqualFold(host, lhost)
+}
+
+func (p *Proxy) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}

@@ -1,0 +1,285 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
+)
+
+// request serves every proxied method (RFC 3261 §16): validated (§16.3), our
+// own Route entries taken off (§16.4), then forwarded — to the bindings of our
+// user when it is out of a dialog and routed to us (§16.5), else on along its
+// Route set or Request-URI.
+func (p *Proxy) request(r *sipbus.Request) {
+	if r.IsAck() {
+		p.ack(r)
+		return
+	}
+	if !sipmsg.TakeHop(r.Request) {
+		p.reply(r, 483, "Too Many Hops", "Max-Forwards reached 0")
+		return
+	}
+	if missing := sipmsg.Unsupported(r.Request, "Proxy-Require", nil); len(missing) > 0 {
+		p.reply(r, 420, "Bad Extension", "unsupported Proxy-Require "+strings.Join(missing, ", "),
+			sip.NewHeader("Unsupported", strings.Join(missing, ", ")))
+		return
+	}
+	routed := p.popRoutes(r)
+	var groups [][]Target
+	var bindings map[string]store.Binding
+	if r.To().Params.Has("tag") || routed {
+		groups = [][]Target{{{Q: 1}}} // on, as addressed: the Request-URI stays
+	} else {
+		var ok bool
+		if groups, bindings, ok = p.targets(r); !ok {
+			return
+		}
+	}
+	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings,
+		events: make(chan event, 16), cancelled: make(chan struct{})}
+	if r.IsInvite() {
+		p.relay(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
+		if r.Tx != "" {
+			p.calls.Store(r.Tx, c)
+		}
+	}
+	go c.run()
+}
+
+// popRoutes takes the Route entries naming this proxy off the top (§16.4)
+// and reports whether others remain, which then decide where the request goes.
+func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
+	routes := r.GetHeaders("Route")
+	keep := routes[:0:0]
+	popping := true
+	for _, h := range routes {
+		u, err := routeURI(h.Value())
+		if popping && err == nil && p.ours(r, u.Host, u.Port) {
+			continue
+		}
+		popping = false
+		keep = append(keep, h)
+	}
+	if len(keep) == len(routes) {
+		return len(routes) > 0
+	}
+	r.RemoveHeader("Route")
+	for _, h := range keep {
+		r.AppendHeader(sip.NewHeader("Route", h.Value()))
+	}
+	return len(keep) > 0
+}
+
+func routeURI(v string) (sip.Uri, error) {
+	var u sip.Uri
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			v = v[i+1 : i+j]
+		}
+	}
+	return u, sip.ParseUri(v, &u)
+}
+
+// targets are the bindings of the Request-URI's address-of-record (§16.5),
+// in fork groups; it answers the request itself and reports false when there
+// are none (404) or the domain is not ours (403).
+func (p *Proxy) targets(r *sipbus.Request) ([][]Target, map[string]store.Binding, bool) {
+	if !p.ours(r, r.Recipient.Host, r.Recipient.Port) {
+		p.reply(r, 403, "Forbidden", "this proxy serves "+p.cfg.Domains+" and its own addresses, not "+r.Recipient.Host)
+		return nil, nil, false
+	}
+	aor, _, err := sipmsg.AddressOfRecord(r.Recipient)
+	if err != nil {
+		p.reply(r, 416, "Unsupported URI Scheme", err.Error())
+		return nil, nil, false
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	bs, err := p.loc.Lookup(ctx, aor, p.now())
+	if err != nil {
+		p.log.Error("location lookup failed", "aor", aor, "error", err)
+		p.reply(r, 500, "Server Internal Error", "location store unavailable", sip.NewHeader("Retry-After", "5"))
+		return nil, nil, false
+	}
+	if len(bs) == 0 {
+		p.reply(r, 404, "Not Found", "no binding for "+aor)
+		return nil, nil, false
+	}
+	store.SortByQ(bs)
+	targets := make([]Target, 0, len(bs))
+	bindings := make(map[string]store.Binding, len(bs))
+	for _, b := range bs {
+		targets = append(targets, Target{URI: b.Contact, Q: b.EffectiveQ()})
+		bindings[b.Contact] = b
+	}
+	return p.cfg.groups(targets), bindings, true
+}
+
+// call is one request being forwarded: its response context and branches.
+type call struct {
+	p        *Proxy
+	r        *sipbus.Request
+	ctx      *Context
+	bindings map[string]store.Binding
+
+	mu        sync.Mutex
+	txs       []*uac.Tx
+	events    chan event
+	cancelled chan struct{}
+	once      sync.Once
+	readers   int
+}
+
+// event is what one branch's stream gave.
+type event struct {
+	branch int
+	res    uac.Response
+	ended  bool // the stream is over
+}
+
+func (c *call) cancel() { c.once.Do(func() { close(c.cancelled) }) }
+
+// run carries out the context's effects until every branch's stream has ended.
+func (c *call) run() {
+	defer func() {
+		if c.r.Tx != "" {
+			c.p.calls.Delete(c.r.Tx)
+		}
+	}()
+	c.apply(c.ctx.Start())
+	finals := map[int]bool{}
+	for c.readers > 0 {
+		select {
+		case <-c.cancelled:
+			c.apply(c.ctx.Cancel())
+			c.cancelled = nil
+		case ev := <-c.events:
+			if ev.ended {
+				c.readers--
+				if !finals[ev.branch] {
+					// No final at all (the edge gave none): as a 408 made here (§16.9).
+					finals[ev.branch] = true
+					made := sip.NewResponseFromRequest(c.r.Request, 408, "Request Timeout", nil)
+					c.apply(c.ctx.Response(ev.branch, made, true))
+				}
+				continue
+			}
+			if ev.res.StatusCode >= 200 {
+				finals[ev.branch] = true
+			}
+			c.apply(c.ctx.Response(ev.branch, ev.res.Response, ev.res.Synthesized != ""))
+		}
+	}
+}
+
+func (c *call) apply(effects []Effect) {
+	for _, e := range effects {
+		switch {
+		case e.Start != nil:
+			for _, t := range e.Start {
+				c.start(t)
+			}
+		case e.Forward != nil:
+			c.p.relay(c.r, e.Forward)
+		case e.Cancel != nil:
+			for _, id := range e.Cancel {
+				if id < len(c.txs) && c.txs[id] != nil {
+					ctx, cancel := c.p.ctx()
+					if err := c.txs[id].Cancel(ctx, ""); err != nil {
+						c.p.log.Info("branch not cancelled", "branch", id, "error", err)
+					}
+					cancel()
+				}
+			}
+		}
+	}
+}
+
+// start forwards the request to t as a new branch (§16.6): a copy with the
+// target as Request-URI (unless t keeps it), Record-Route with the edge it
+// came through, the binding's Path as Route; sent over the binding's own
+// connection when it registered over one.
+func (c *call) start(t Target) {
+	id := len(c.txs)
+	req := c.r.Request.Clone()
+	via := uac.Via{}
+	if t.URI != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(t.URI, &u); err != nil {
+			c.txs = append(c.txs, nil)
+			c.fail(id, 400)
+			return
+		}
+		req.Recipient = u
+		if b, ok := c.bindings[t.URI]; ok {
+			for i := len(b.Path) - 1; i >= 0; i-- {
+				req.PrependHeader(sip.NewHeader("Route", b.Path[i]))
+			}
+			// A connection the UA opened (TCP, TLS, WS), or an RFC 5626 flow,
+			// is the only way to it; over plain UDP its Contact is.
+			if b.Flow != "" && (!strings.EqualFold(b.Transport, "udp") || b.RegID != 0) {
+				via = uac.Via{Edge: b.Edge, Flow: b.Flow}
+			}
+		}
+	}
+	if req.IsInvite() || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER {
+		// Stay in the path of the dialog (§16.6 step 4) at the edge it came through.
+		rr := "<sip:" + c.r.Reachable() + ";lr"
+		if tp := strings.ToLower(c.r.Transport); tp != "" && tp != "udp" {
+			rr += ";transport=" + tp
+		}
+		req.PrependHeader(sip.NewHeader("Record-Route", rr+">"))
+	}
+	c.p.log.Debug("forwarding", "branch", id, "ruri", req.Recipient.String(), "flow", via.Flow)
+	tx, err := c.p.send.Send(req, via)
+	c.txs = append(c.txs, tx)
+	if err != nil {
+		c.fail(id, 503)
+		return
+	}
+	c.readers++
+	go func() {
+		defer tx.Close()
+		for {
+			res, err := tx.Next(context.Background())
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					c.p.log.Info("branch stream", "branch", id, "error", err)
+				}
+				c.events <- event{branch: id, ended: true}
+				return
+			}
+			c.events <- event{branch: id, res: res}
+		}
+	}()
+}
+
+// fail ends branch id at once with a response made here.
+func (c *call) fail(id, code int) {
+	made := sip.NewResponseFromRequest(c.r.Request, code, "Branch Failed", nil)
+	c.apply(c.ctx.Response(id, made, true))
+}
+
+// ack forwards an ACK for a 2xx along its Route set, statelessly (§16.11 and
+// RFC 6026: the 2xx's ACK is a request of its own).
+func (p *Proxy) ack(r *sipbus.Request) {
+	if !r.To().Params.Has("tag") || !sipmsg.TakeHop(r.Request) {
+		return // an ACK for a non-2xx stays at the edge, hop by hop
+	}
+	p.popRoutes(r)
+	ctx, cancel := p.ctx()
+	defer cancel()
+	if err := p.send.Stateless(ctx, r.Request, uac.Via{}); err != nil {
+		p.log.Info("ACK not forwarded", "call_id", r.CallID().Value(), "error", err)
+	}
+}
