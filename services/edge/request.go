@@ -96,7 +96,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 	defer st.Close()
 	wait := e.clock.NewTimer(e.cfg.RoleTimeout)
 	defer wait.Stop()
-	var cancel *sip.Request // the caller's CANCEL, until the replica holding the INVITE is known
+	var cancel *sip.Request      // the caller's CANCEL, until the replica holding the INVITE is known
 	var holderGone chan struct{} // closed when the replica holding the INVITE is gone
 	for {
 		select {
