@@ -94,3 +94,19 @@ func TestProxyCallerCancels(t *testing.T) {
 	wantCode(t, u.final("INVITE", cseq), 487)
 	passed(t, rings, "the callee") // it got the CANCEL
 }
+
+// TestProxyLoop: a binding that points back at the proxy sends the INVITE
+// round again unchanged: the second visit is a loop (RFC 3261 §16.3 step 4,
+// by the branch of §16.6 step 8) and the caller gets 482.
+func TestProxyLoop(t *testing.T) {
+	p := start(t, true, "--mode", "proxy")
+	u := newUA(t, p.sip)
+	reg := "REGISTER sip:" + p.sip + " SIP/2.0\r\nVia: SIP/2.0/UDP " + u.addr + ";branch=z9hG4bKloopreg;rport\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:loop@" + p.sip + ">;tag=l1\r\nTo: <sip:loop@" + p.sip + ">\r\nCall-ID: loopreg\r\n" +
+		"CSeq: 1 REGISTER\r\nContact: <sip:loop@" + p.sip + ">\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
+	u.send(reg)
+	wantCode(t, u.final("REGISTER", 1), 200)
+	d := u.call()
+	d.ruri = "sip:loop@" + p.sip
+	wantCode(t, d.invite(nil, offer), 482)
+}

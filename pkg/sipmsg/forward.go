@@ -75,11 +75,11 @@ func loopKey(r *sip.Request, topVia string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// Branch is a forwarding element's branch for r, the request as received: the
-// magic cookie, LoopKey and a per-branch part, so that Looped recognises r when
-// it comes back.
-func Branch(r *sip.Request, gen *ids.Generator) string {
-	return ids.BranchCookie + LoopKey(r) + "." + gen.Tag()
+// Branch is a forwarding element's branch for a request whose LoopKey (as
+// received) is key: the magic cookie, the key and a per-branch part, so that
+// Looped recognises the request when it comes back.
+func Branch(key string, gen *ids.Generator) string {
+	return ids.BranchCookie + key + "." + gen.Tag()
 }
 
 // Looped applies §16.3 step 4 to r as received: it has looped when one of its

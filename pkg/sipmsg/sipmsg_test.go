@@ -57,7 +57,7 @@ func TestLooped(t *testing.T) {
 	if Looped(received, ours) {
 		t.Fatal("a first visit counts as a loop")
 	}
-	branch := Branch(received, gen)
+	branch := Branch(LoopKey(received), gen)
 	// It comes back through another proxy, our Via below that proxy's.
 	back := "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.77:5060;branch=z9hG4bKother\r\n" +
 		"Via: SIP/2.0/UDP 192.0.2.50:5060;branch=" + branch + "\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa1\r\n" +

@@ -34,6 +34,9 @@ type Via struct {
 	// Dest, as transport:host:port, overrides the SIP rules (Route, then
 	// Request-URI) for where the message goes.
 	Dest string
+	// Branch, when set, is the branch of the edge's Via on the request (a
+	// forwarding role's, for loop detection); the edge makes one otherwise.
+	Branch string
 }
 
 func (v Via) subject() string {
@@ -50,6 +53,9 @@ func (v Via) header() nats.Header {
 	}
 	if v.Dest != "" {
 		h[wire.HdrDest] = []string{v.Dest}
+	}
+	if v.Branch != "" {
+		h[wire.HdrBranch] = []string{v.Branch}
 	}
 	return h
 }
@@ -257,6 +263,7 @@ func (c *Client) acknowledge(res Response, via Via, ack func(*sip.Response) (*si
 	ctx, cancel := context.WithTimeout(context.Background(), statelessTimeout)
 	defer cancel()
 	via.Edge = res.Edge // the ACK goes out where the 2xx came in
+	via.Branch = ""     // the ACK and the BYE are transactions of their own
 	a, err := ack(res.Response)
 	if err != nil {
 		return

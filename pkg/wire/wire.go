@@ -121,7 +121,10 @@ const (
 	// key, so a spiral with the same Call-ID and From tag cannot be confused.
 	HdrTx = "Siphon-Tx"
 	// HdrBranch names a client transaction at the edge named by HdrEdge (edge →
-	// role, on every send-path response); a cancel request carries it back.
+	// role, on every send-path response); a cancel request carries it back. On a
+	// request to send (role → edge) it is the branch the edge's Via must carry:
+	// a forwarding role derives it from the request for loop detection (RFC 3261
+	// §16.6 step 8). Without it the edge makes one.
 	HdrBranch = "Siphon-Branch"
 	// HdrReplica is the id of the role replica that sent a response (role →
 	// edge); ReplicaT with it reaches that replica.

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
@@ -111,7 +112,19 @@ func (e *Edge) address(req *sip.Request, h micro.Headers) error {
 		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
 		Params: sip.NewParams(),
 	}
-	via.Params.Add("branch", e.ids.Branch())
+	branch := e.ids.Branch()
+	if b := h.Get(wire.HdrBranch); b != "" && !req.IsAck() {
+		// A forwarding role derives its branch from the request, for loop
+		// detection (RFC 3261 §16.6 step 8); it must be an RFC 3261 branch.
+		if !strings.HasPrefix(b, ids.BranchCookie) || len(b) <= len(ids.BranchCookie) || strings.ContainsAny(b, " ;,\r\n") {
+			return fmt.Errorf("%s %q: want an RFC 3261 branch (z9hG4bK...)", wire.HdrBranch, b)
+		}
+		if e.branches.get(b) != nil {
+			return fmt.Errorf("%s %q: a branch of that name is in flight here", wire.HdrBranch, b)
+		}
+		branch = b
+	}
+	via.Params.Add("branch", branch)
 	via.Params.Add("rport", "")
 	if transport == UDP {
 		// Send from the listening socket, so the peer sees the edge's SIP port.

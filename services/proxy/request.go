@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -24,6 +26,17 @@ func (p *Proxy) request(r *sipbus.Request) {
 		p.ack(r)
 		return
 	}
+	// §16.3 step 4: a request that comes back unchanged through one of our
+	// edges has looped; one retargeted on the way spirals, and is served.
+	if sipmsg.Looped(r.Request, func(sentBy string) bool {
+		host, port, err := net.SplitHostPort(sentBy)
+		n, _ := strconv.Atoi(port)
+		return err == nil && p.ours(r, host, n)
+	}) {
+		p.reply(r, 482, "Loop Detected", "this request has been here before, unchanged")
+		return
+	}
+	loopKey := sipmsg.LoopKey(r.Request) // the request as received, for its branches
 	if !sipmsg.TakeHop(r.Request) {
 		p.reply(r, 483, "Too Many Hops", "Max-Forwards reached 0")
 		return
@@ -44,7 +57,7 @@ func (p *Proxy) request(r *sipbus.Request) {
 			return
 		}
 	}
-	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings,
+	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings, loopKey: loopKey,
 		events: make(chan event, 16), cancelled: make(chan struct{})}
 	if r.IsInvite() {
 		p.relay(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
@@ -131,6 +144,7 @@ type call struct {
 	r        *sipbus.Request
 	ctx      *Context
 	bindings map[string]store.Binding
+	loopKey  string // of the request as received: every branch carries it (§16.6 step 8)
 
 	mu        sync.Mutex
 	txs       []*uac.Tx
@@ -240,6 +254,7 @@ func (c *call) start(t Target) {
 		}
 		req.PrependHeader(sip.NewHeader("Record-Route", rr+">"))
 	}
+	via.Branch = sipmsg.Branch(c.loopKey, c.p.ids)
 	c.p.log.Debug("forwarding", "branch", id, "ruri", req.Recipient.String(), "flow", via.Flow)
 	tx, err := c.p.send.Send(req, via)
 	c.txs = append(c.txs, tx)
