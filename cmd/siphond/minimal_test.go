@@ -263,6 +263,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"unknown flag", []string{"--frobnicate"}, "frobnicate"},
 		{"Timer C too short", []string{"--timer-c", "10ms"}, "--timer-c"},
 		{"sender check off", []string{"--sender-check", "0s"}, "--sender-check"},
+		{"unknown fork mode", []string{"--fork-mode", "random"}, "--fork-mode"},
 		{"bad env", nil, "SIPHON_REG_MIN_EXPIRY"},
 	}
 	for _, tt := range tests {

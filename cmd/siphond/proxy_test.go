@@ -110,3 +110,25 @@ func TestProxyLoop(t *testing.T) {
 	d.ruri = "sip:loop@" + p.sip
 	wantCode(t, d.invite(nil, offer), 482)
 }
+
+// TestProxySerialByQ: bob's q=1.0 phone is busy, so his q=0.5 phone rings
+// next and answers (RFC 3261 §16.6: serial between q groups); and with
+// --fork-group-timeout a q=1.0 phone that only rings is CANCELled for the next.
+func TestProxySerialByQ(t *testing.T) {
+	for _, first := range []string{"uas-busy.xml", "uas-ring.xml"} {
+		t.Run(first, func(t *testing.T) {
+			const group = 1 * time.Second
+			p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--fork-group-timeout", group.String())
+			preferred, a := sippUAS(t, first, group+5*time.Second)
+			next, b := sippUAS(t, "proxy-uas.xml", 0)
+			reg := newUAC(t, "udp", p.sip)
+			res := reg.register("bob", "reg-serial-"+first, 1, "Contact: <sip:bob@"+a+">;q=1.0, <sip:bob@"+b+">;q=0.5", "Expires: 300")
+			if res.StatusCode != 200 {
+				t.Fatalf("REGISTER: %d", res.StatusCode)
+			}
+			sipp(t, "testdata/proxy-uac.xml", "u1", p.sip, 1, 1, "-s", "bob").mustPass(t, 1)
+			passed(t, preferred, "the q=1.0 phone")
+			passed(t, next, "the q=0.5 phone")
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Config is the proxy's part of the command line.
@@ -14,6 +15,9 @@ type Config struct {
 	// ForkMode orders the bindings of an address-of-record: "q" (parallel
 	// within equal q, serial between), "parallel" or "sequential".
 	ForkMode string
+	// GroupTimeout ends a serial fork group that only rings, so the next one
+	// gets its turn; 0 lets each ring until Timer C.
+	GroupTimeout time.Duration
 
 	domains map[string]bool
 }
@@ -22,10 +26,14 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Domains, "domain", "localhost,siphond.local", "domains the proxy serves from the location store, comma-separated (the edges' addresses always are)")
 	fs.StringVar(&c.ForkMode, "fork-mode", "q", "how the bindings of a user are tried: q (parallel within equal q, serial between), parallel, sequential")
+	fs.DurationVar(&c.GroupTimeout, "fork-group-timeout", 30*time.Second, "how long a serial fork group may ring before it is CANCELled for the next; 0: until Timer C")
 }
 
 // Validate implements role.Config.
 func (c *Config) Validate(map[string]bool) error {
+	if c.GroupTimeout < 0 {
+		return fmt.Errorf("--fork-group-timeout %v: must not be negative", c.GroupTimeout)
+	}
 	switch c.ForkMode {
 	case "q", "parallel", "sequential":
 	default:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
 	"github.com/siphon-lab/siphon/pkg/bus"
@@ -48,7 +49,7 @@ type Proxy struct {
 	ids       *ids.Generator
 	log       *slog.Logger
 	metrics   *obs.Metrics
-	now       func() time.Time
+	clock     clockwork.Clock
 
 	replica string
 	send    *uac.Client
@@ -65,7 +66,7 @@ func (p *Proxy) Config() role.Config { return &p.cfg }
 
 // Start implements role.Role.
 func (p *Proxy) Start(_ context.Context, d role.Deps) error {
-	p.userAgent, p.loc, p.metrics, p.now = d.UserAgent, d.Store.Location(), d.Metrics, d.Clock.Now
+	p.userAgent, p.loc, p.metrics, p.clock = d.UserAgent, d.Store.Location(), d.Metrics, d.Clock
 	p.ids, p.log = d.IDs(wire.RoleProxy), d.Log.With("role", wire.RoleProxy)
 	p.replica = p.ids.Tag()
 	client, err := uac.New(d.NATS)

@@ -67,6 +67,9 @@ func (c *Context) startNext() []Effect {
 	return []Effect{{Start: group}}
 }
 
+// MoreGroups reports whether a serial group is still to come.
+func (c *Context) MoreGroups() bool { return !c.stopped && c.next < len(c.groups) }
+
 // Branches is how many branches have been started; branch ids are 0..n-1 in
 // the order Start effects named their targets.
 func (c *Context) Branches() int { return len(c.branches) }

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
@@ -118,7 +120,7 @@ func (p *Proxy) targets(r *sipbus.Request) ([][]Target, map[string]store.Binding
 	}
 	ctx, cancel := p.ctx()
 	defer cancel()
-	bs, err := p.loc.Lookup(ctx, aor, p.now())
+	bs, err := p.loc.Lookup(ctx, aor, p.clock.Now())
 	if err != nil {
 		p.log.Error("location lookup failed", "aor", aor, "error", err)
 		p.reply(r, 500, "Server Internal Error", "location store unavailable", sip.NewHeader("Retry-After", "5"))
@@ -144,7 +146,8 @@ type call struct {
 	r        *sipbus.Request
 	ctx      *Context
 	bindings map[string]store.Binding
-	loopKey  string // of the request as received: every branch carries it (§16.6 step 8)
+	loopKey  string          // of the request as received: every branch carries it (§16.6 step 8)
+	group    clockwork.Timer // the current serial group's --fork-group-timeout, if one follows
 
 	mu        sync.Mutex
 	txs       []*uac.Tx
@@ -169,11 +172,21 @@ func (c *call) run() {
 		if c.r.Tx != "" {
 			c.p.calls.Delete(c.r.Tx)
 		}
+		if c.group != nil {
+			c.group.Stop()
+		}
 	}()
 	c.apply(c.ctx.Start())
 	finals := map[int]bool{}
 	for c.readers > 0 {
+		var groupTimeout <-chan time.Time
+		if c.group != nil {
+			groupTimeout = c.group.Chan()
+		}
 		select {
+		case <-groupTimeout:
+			c.group = nil
+			c.apply(c.ctx.GroupTimeout())
 		case <-c.cancelled:
 			c.apply(c.ctx.Cancel())
 			c.cancelled = nil
@@ -202,6 +215,14 @@ func (c *call) apply(effects []Effect) {
 		case e.Start != nil:
 			for _, t := range e.Start {
 				c.start(t)
+			}
+			// A group with another after it may ring only so long (--fork-group-timeout).
+			if c.group != nil {
+				c.group.Stop()
+				c.group = nil
+			}
+			if c.p.cfg.GroupTimeout > 0 && c.ctx.MoreGroups() {
+				c.group = c.p.clock.NewTimer(c.p.cfg.GroupTimeout)
 			}
 		case e.Forward != nil:
 			c.p.relay(c.r, e.Forward)
