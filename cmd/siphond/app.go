@@ -226,7 +226,7 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 		r := o.roles[name]
 		deps := role.Deps{
 			Mode: p.mode, NATS: nc, Store: state, Log: log, Metrics: metrics, Health: health,
-			IDs: ids.FromEnv, Clock: clockwork.NewRealClock(), UserAgent: o.shared.UserAgent,
+			IDs: ids.FromEnv, Clock: clockwork.NewRealClock(), UserAgent: o.shared.UserAgent, LocalURI: o.shared.LocalURI,
 		}
 		if err := r.Start(ctx, deps); err != nil {
 			return err

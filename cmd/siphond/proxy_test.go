@@ -132,3 +132,49 @@ func TestProxySerialByQ(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyMessage: a MESSAGE for a registered user reaches that user and
+// its 200 comes back (every method but REGISTER and OPTIONS is proxied).
+func TestProxyMessage(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	sink, addr := sippUAS(t, "uas-message.xml", 0)
+	reg := newUAC(t, "udp", p.sip)
+	if res := reg.register("erin", "reg-msg-1", 1, "Contact: <sip:erin@"+addr+">", "Expires: 300"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	d := newUA(t, p.sip).call()
+	d.ruri = "sip:erin@example.com"
+	wantCode(t, d.do("MESSAGE", []string{"Content-Type: text/plain"}, "hello erin"), 200)
+	passed(t, sink, "erin")
+}
+
+// TestProxyTCPCallee: a callee registered over TCP is reached over its own
+// connection (the edge's flow), INVITE and then the ACK along the route set.
+func TestProxyTCPCallee(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	callee := newTCPUA(t, p.sip)
+	reg := "REGISTER sip:" + p.sip + ";transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP " + callee.addr + ";branch=z9hG4bKtcpreg\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:dave@example.com>;tag=d1\r\nTo: <sip:dave@example.com>\r\nCall-ID: tcpreg\r\n" +
+		"CSeq: 1 REGISTER\r\nContact: <" + callee.uri("dave", callee.addr) + ">\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
+	callee.send(reg)
+	wantCode(t, callee.final("REGISTER", 1), 200)
+
+	caller := newUA(t, p.sip)
+	d := caller.call()
+	d.ruri = "sip:dave@example.com"
+	raw, cseq := d.req("INVITE", nil, offer)
+	caller.send(raw)
+	inv := callee.request("INVITE", 10*time.Second) // on the connection it registered over
+	rr := inv.GetHeader("Record-Route")
+	if rr == nil || !strings.Contains(rr.Value(), ";lr") {
+		t.Fatalf("INVITE at the callee without the proxy's Record-Route:\n%s", inv)
+	}
+	callee.answer(inv, 200, "OK", "dave1", []string{"Record-Route: " + rr.Value()}, offerWith("1", "0", ""))
+	res := caller.final("INVITE", cseq)
+	wantCode(t, res, 200)
+	// The ACK to the callee's Contact, along the proxy's Record-Route.
+	d.toTag, d.ruri = "dave1", res.Contact().Address.String()
+	ack, _ := d.req("ACK", []string{"Route: " + rr.Value()}, "") // an ACK keeps the INVITE's CSeq
+	caller.send(ack)
+	callee.request("ACK", 10*time.Second)
+}

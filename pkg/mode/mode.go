@@ -50,9 +50,13 @@ var modes = []Mode{
 	{Name: "registrar", Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar},
 	}},
+	// The proxy forwards every method but REGISTER (the registrar's) and
+	// OPTIONS (the uas answers for the proxy itself).
 	{Name: "proxy", Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar}, {"INVITE", RoleProxy}, {"ACK", RoleProxy},
 		{"BYE", RoleProxy}, {"CANCEL", RoleProxy}, {"PRACK", RoleProxy}, {"UPDATE", RoleProxy},
+		{"INFO", RoleProxy}, {"MESSAGE", RoleProxy}, {"REFER", RoleProxy}, {"NOTIFY", RoleProxy},
+		{"SUBSCRIBE", RoleProxy},
 	}},
 	{Name: "b2bua", Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar}, {"INVITE", RoleB2BUA}, {"ACK", RoleB2BUA},

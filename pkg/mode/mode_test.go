@@ -13,8 +13,11 @@ func TestTable(t *testing.T) {
 	if role, ok := m.RoleFor("INVITE"); !ok || role != RoleProxy {
 		t.Fatalf("proxy INVITE → %q %v", role, ok)
 	}
-	if _, ok := m.RoleFor("SUBSCRIBE"); ok {
-		t.Fatal("proxy serves SUBSCRIBE")
+	if role, ok := m.RoleFor("MESSAGE"); !ok || role != RoleProxy {
+		t.Fatalf("proxy MESSAGE → %q %v: the proxy forwards every method but REGISTER and OPTIONS", role, ok)
+	}
+	if _, ok := m.RoleFor("PUBLISH"); ok {
+		t.Fatal("proxy serves PUBLISH")
 	}
 	if got := m.Roles(); !slices.Equal(got, []string{RoleRegistrar, RoleProxy, RoleUAS}) {
 		t.Fatalf("roles %v", got)

@@ -51,6 +51,8 @@ type Deps struct {
 	Clock clockwork.Clock
 	// UserAgent is the User-Agent/Server header value (--user-agent).
 	UserAgent string
+	// LocalURI is this lab's own SIP URI (--local-uri): its host is a domain of ours.
+	LocalURI string
 }
 
 // Role is one role: edge, registrar, uas, and those to come.

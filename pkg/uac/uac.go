@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -88,14 +89,17 @@ func New(nc *nats.Conn) (*Client, error) {
 // Close stops receiving responses.
 func (c *Client) Close() error { return c.streamer.Close() }
 
-// Tx is one request in flight and the stream of its responses.
+// Tx is one request in flight and the stream of its responses. One goroutine
+// reads it (Next); Cancel and Branch may be called from any.
 type Tx struct {
 	c      *Client
 	st     *bus.Stream
 	invite bool
+	ended  bool
+
+	mu     sync.Mutex
 	edge   string
 	branch string
-	ended  bool
 }
 
 // Send hands req to an edge, which runs its client transaction; read the
@@ -128,7 +132,9 @@ func (t *Tx) Next(ctx context.Context) (Response, error) {
 			return Response{}, fmt.Errorf("uac: the edge refused the request (%s): %s", m.Header.Get(wire.HdrServiceErrorCode), e)
 		}
 		if b := m.Header.Get(wire.HdrBranch); b != "" {
+			t.mu.Lock()
 			t.edge, t.branch = m.Header.Get(wire.HdrEdge), b
+			t.mu.Unlock()
 		}
 		if m.Header.Get(wire.HdrEnd) != "" {
 			t.ended = true
@@ -148,7 +154,8 @@ func (t *Tx) Next(ctx context.Context) (Response, error) {
 		if !t.invite && res.StatusCode >= 200 {
 			t.ended = true
 		}
-		return Response{Response: res, Edge: t.edge, Branch: t.branch, Synthesized: m.Header.Get(wire.HdrError)}, nil
+		edge, branch := t.Branch()
+		return Response{Response: res, Edge: edge, Branch: branch, Synthesized: m.Header.Get(wire.HdrError)}, nil
 	}
 }
 
@@ -156,18 +163,23 @@ func (t *Tx) Next(ctx context.Context) (Response, error) {
 // §9.1); reason, when set, is the CANCEL's Reason header (RFC 3326). The 487
 // (or the final response that crossed the CANCEL) still comes through Next.
 func (t *Tx) Cancel(ctx context.Context, reason string) error {
-	if t.branch == "" {
+	edge, branch := t.Branch()
+	if branch == "" {
 		return errors.New("uac: cancel before the edge named the branch")
 	}
-	h := nats.Header{wire.HdrBranch: {t.branch}}
+	h := nats.Header{wire.HdrBranch: {branch}}
 	if reason != "" {
 		h[wire.HdrReason] = []string{reason}
 	}
-	return t.c.request(ctx, &nats.Msg{Subject: wire.EdgeCancel(t.edge), Header: h})
+	return t.c.request(ctx, &nats.Msg{Subject: wire.EdgeCancel(edge), Header: h})
 }
 
 // Branch is the edge and branch of the transaction, once the edge has named them.
-func (t *Tx) Branch() (edge, branch string) { return t.edge, t.branch }
+func (t *Tx) Branch() (edge, branch string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.edge, t.branch
+}
 
 // Close stops reading; responses still coming are dropped.
 func (t *Tx) Close() { t.st.Close() }

@@ -24,7 +24,7 @@ type Config struct {
 
 // RegisterFlags adds the proxy's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Domains, "domain", "localhost,siphond.local", "domains the proxy serves from the location store, comma-separated (the edges' addresses always are)")
+	fs.StringVar(&c.Domains, "domain", "localhost,siphond.local", "domains the proxy serves from the location store, comma-separated (--local-uri's host and the edges' addresses always are)")
 	fs.StringVar(&c.ForkMode, "fork-mode", "q", "how the bindings of a user are tried: q (parallel within equal q, serial between), parallel, sequential")
 	fs.DurationVar(&c.GroupTimeout, "fork-group-timeout", 30*time.Second, "how long a serial fork group may ring before it is CANCELled for the next; 0: until Timer C")
 }

@@ -69,6 +69,10 @@ func (p *Proxy) Start(_ context.Context, d role.Deps) error {
 	p.userAgent, p.loc, p.metrics, p.clock = d.UserAgent, d.Store.Location(), d.Metrics, d.Clock
 	p.ids, p.log = d.IDs(wire.RoleProxy), d.Log.With("role", wire.RoleProxy)
 	p.replica = p.ids.Tag()
+	var local sip.Uri
+	if err := sip.ParseUri(d.LocalURI, &local); err == nil && local.Host != "" {
+		p.cfg.domains[strings.ToLower(local.Host)] = true // --local-uri's host is ours
+	}
 	client, err := uac.New(d.NATS)
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
