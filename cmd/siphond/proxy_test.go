@@ -177,4 +177,37 @@ func TestProxyTCPCallee(t *testing.T) {
 	ack, _ := d.req("ACK", []string{"Route: " + rr.Value()}, "") // an ACK keeps the INVITE's CSeq
 	caller.send(ack)
 	callee.request("ACK", 10*time.Second)
+
+	// The callee hangs up: its BYE follows the route set back through the
+	// proxy to the caller's Contact.
+	bye := "BYE " + inv.Contact().Address.String() + " SIP/2.0\r\nVia: SIP/2.0/TCP " + callee.addr + ";branch=z9hG4bKdavebye\r\n" +
+		"Route: " + rr.Value() + "\r\nMax-Forwards: 70\r\nFrom: " + inv.To().Value() + ";tag=dave1\r\nTo: " + inv.From().Value() + "\r\n" +
+		"Call-ID: " + inv.CallID().Value() + "\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+	callee.send(bye)
+	got := caller.request("BYE", 10*time.Second)
+	caller.answer(got, 200, "OK", "", nil, "")
+	wantCode(t, callee.final("BYE", 1), 200)
+}
+
+// TestProxyPath: a binding registered with Path (RFC 3327) is reached through
+// that path: the INVITE goes to the Path's first hop, Route naming it and the
+// Request-URI the registered contact.
+func TestProxyPath(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	hop := newUA(t, p.sip) // plays the edge proxy the phone registered through
+	reg := newUAC(t, "udp", p.sip)
+	res := reg.register("frank", "reg-path-1", 1, "Contact: <sip:frank@192.0.2.44:5060>", "Expires: 300",
+		"Path: <sip:"+hop.addr+";lr>", "Supported: path")
+	wantCode(t, res, 200)
+	d := newUA(t, p.sip).call()
+	d.ruri = "sip:frank@example.com"
+	raw, _ := d.req("INVITE", nil, offer)
+	d.u.send(raw)
+	inv := hop.request("INVITE", 10*time.Second)
+	if inv.Recipient.String() != "sip:frank@192.0.2.44:5060" {
+		t.Fatalf("Request-URI %s, want the registered contact", inv.Recipient.String())
+	}
+	if r := inv.GetHeader("Route"); r == nil || !strings.Contains(r.Value(), hop.addr) {
+		t.Fatalf("Route %v, want the Path's hop %s", r, hop.addr)
+	}
 }

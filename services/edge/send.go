@@ -106,6 +106,11 @@ func (e *Edge) address(req *sip.Request, h micro.Headers) error {
 	if transport != "" {
 		req.SetTransport(strings.ToUpper(transport))
 		req.SetDestination(dest)
+	} else {
+		// The SIP rules (RFC 3263 §4.1): the next hop's URI — the first Route,
+		// else the Request-URI — says the transport, not the Via a forwarded
+		// request arrived with.
+		req.SetTransport(uriTransport(req))
 	}
 	transport = strings.ToLower(req.Transport())
 	via := &sip.ViaHeader{
@@ -143,6 +148,22 @@ func (e *Edge) address(req *sip.Request, h micro.Headers) error {
 	}
 	req.PrependHeader(via)
 	return nil
+}
+
+// uriTransport is the transport of req's next hop: its URI's transport
+// parameter, TLS for a sips URI, else UDP.
+func uriTransport(req *sip.Request) string {
+	next := req.Recipient
+	if r := req.Route(); r != nil {
+		next = r.Address
+	}
+	if tp, ok := next.UriParams.Get("transport"); ok && tp != "" {
+		return strings.ToUpper(tp)
+	}
+	if strings.EqualFold(next.Scheme, "sips") {
+		return "TLS"
+	}
+	return "UDP"
 }
 
 // destination reads Siphon-Dest or Siphon-Flow: ("", "", nil) when neither is set.
