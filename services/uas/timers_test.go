@@ -76,11 +76,11 @@ func TestAnswerDelay(t *testing.T) {
 
 func TestCancelWhileRinging(t *testing.T) {
 	u, clock, _ := newUASWithClock(t, "call-server", Config{AutoAcceptCalls: true, AnswerDelay: 30 * time.Second})
-	var events []string
+	events := make(chan string, 8) // announced from the ringing calls' goroutines
 	u.publish = func(m *nats.Msg) error {
 		var ev wire.CallEvent
 		_ = json.Unmarshal(m.Data, &ev)
-		events = append(events, ev.Event)
+		events <- ev.Event
 		return nil
 	}
 	ctx := testCtx(t)
@@ -96,6 +96,9 @@ func TestCancelWhileRinging(t *testing.T) {
 	}
 	if _, err := u.dialogs.Get(ctx, store.DialogID("a84b4c76e66710@127.0.0.1", tag)); err == nil {
 		t.Fatal("the cancelled call's early dialog is still stored")
+	}
+	if ev := <-events; ev != wire.EventCallCancelled {
+		t.Fatalf("announced %s, want %s", ev, wire.EventCallCancelled)
 	}
 	// The other transaction rings on and is answered.
 	block(t, ctx, clock, 1)
