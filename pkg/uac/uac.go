@@ -100,6 +100,7 @@ type Tx struct {
 	mu     sync.Mutex
 	edge   string
 	branch string
+	named  chan struct{} // closed once the edge has named the branch
 }
 
 // Send hands req to an edge, which runs its client transaction; read the
@@ -109,7 +110,7 @@ func (c *Client) Send(req *sip.Request, via Via) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uac: send %s: %w", req.Method, err)
 	}
-	return &Tx{c: c, st: st, invite: req.IsInvite()}, nil
+	return &Tx{c: c, st: st, invite: req.IsInvite(), named: make(chan struct{})}, nil
 }
 
 // Next returns the next response. It returns io.EOF once the stream has ended:
@@ -133,6 +134,9 @@ func (t *Tx) Next(ctx context.Context) (Response, error) {
 		}
 		if b := m.Header.Get(wire.HdrBranch); b != "" {
 			t.mu.Lock()
+			if t.branch == "" {
+				close(t.named)
+			}
 			t.edge, t.branch = m.Header.Get(wire.HdrEdge), b
 			t.mu.Unlock()
 		}
@@ -163,10 +167,15 @@ func (t *Tx) Next(ctx context.Context) (Response, error) {
 // §9.1); reason, when set, is the CANCEL's Reason header (RFC 3326). The 487
 // (or the final response that crossed the CANCEL) still comes through Next.
 func (t *Tx) Cancel(ctx context.Context, reason string) error {
-	edge, branch := t.Branch()
-	if branch == "" {
-		return errors.New("uac: cancel before the edge named the branch")
+	// The edge names the branch in the first message of an INVITE's stream;
+	// a cancel that comes sooner waits for it (another goroutine reads the
+	// stream).
+	select {
+	case <-t.named:
+	case <-ctx.Done():
+		return fmt.Errorf("uac: cancel before the edge named the branch: %w", ctx.Err())
 	}
+	edge, branch := t.Branch()
 	h := nats.Header{wire.HdrBranch: {branch}}
 	if reason != "" {
 		h[wire.HdrReason] = []string{reason}
@@ -229,8 +238,10 @@ func (c *Client) Invite(ctx context.Context, req *sip.Request, via Via, ack func
 	if err != nil && ctx.Err() != nil {
 		// The caller stopped waiting: CANCEL the branch, and end whatever
 		// 2xx still crosses it.
-		_ = tx.Cancel(context.Background(), "")
 		go c.settle(tx, via, ack, "")
+		cctx, cancel := context.WithTimeout(context.Background(), statelessTimeout)
+		defer cancel()
+		_ = tx.Cancel(cctx, "")
 		return Response{}, err
 	}
 	if err != nil {
