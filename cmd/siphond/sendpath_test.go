@@ -103,17 +103,37 @@ func sippUAS(t *testing.T, scenario string, cancelWithin time.Duration) (*testut
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := testutil.FreePort(t)
-	p := testutil.Process(t, bin, "-sf", path, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1",
-		"-nostdin", "-timeout", "60s", "-timeout_error")
-	deadline := time.Now().Add(10 * time.Second)
-	for udpFree(port) { // until SIPp holds its port
-		if time.Now().After(deadline) {
-			t.Fatal("SIPp UAS did not bind")
+	// A free port can be taken by another process before SIPp binds it (the
+	// suites run side by side): SIPp then exits at once, and another port is tried.
+	for attempt := 0; ; attempt++ {
+		port := testutil.FreePort(t)
+		p := testutil.Process(t, bin, "-sf", path, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1",
+			"-nostdin", "-timeout", "60s", "-timeout_error")
+		deadline := time.Now().Add(10 * time.Second)
+		for udpFree(port) { // until SIPp holds its port, or gave up on it
+			select {
+			case <-p.Done():
+			default:
+				if time.Now().After(deadline) {
+					t.Fatal("SIPp UAS did not bind")
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		// The port looks held; if it was someone else who holds it, SIPp exits
+		// at once with "Unable to bind" — give it the moment to.
+		select {
+		case <-p.Done():
+			if attempt < 5 {
+				continue // it could not bind: another port
+			}
+			t.Fatalf("SIPp UAS exited at start 6 times: %v", p.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+		return p, fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	return p, fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 func udpFree(port int) bool {
