@@ -37,7 +37,7 @@ func (d Dialog) Request(method sip.RequestMethod, cseq uint32, contentType strin
 	target := d.RemoteTarget
 	routes := d.RouteSet
 	if len(routes) > 0 {
-		first, err := routeURI(routes[0])
+		first, err := RouteURI(routes[0])
 		if err != nil {
 			return nil, err
 		}
@@ -85,8 +85,9 @@ func (d Dialog) Request(method sip.RequestMethod, cseq uint32, contentType strin
 	return req, nil
 }
 
-// routeURI parses a route set entry, <uri> with or without parameters after it.
-func routeURI(entry string) (sip.Uri, error) {
+// RouteURI parses a route set entry (a Route or Record-Route value), <uri>
+// with or without parameters after it.
+func RouteURI(entry string) (sip.Uri, error) {
 	var u sip.Uri
 	v := strings.TrimSpace(entry)
 	if i := strings.IndexByte(v, '<'); i >= 0 {

@@ -2,7 +2,6 @@ package uac
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,9 +16,7 @@ import (
 // the branch notice, then the responses script gives, then the stream's end;
 // ACKs are taken, a BYE is answered 200. Everything sent is recorded.
 type fakeEdge struct {
-	mu   sync.Mutex
-	seen []string // "METHOD to-tag"
-	got  chan string
+	got chan string // "METHOD to-tag" of each message the edge was handed
 }
 
 func startFakeEdge(t *testing.T, nc *nats.Conn, end bool, script func(inv *sip.Request) []*sip.Response) *fakeEdge {

@@ -27,29 +27,6 @@ import (
 //     role can ACK it.
 //   - The asking replica gone (liveness.go): its ringing branches are CANCELled.
 
-type branches struct {
-	mu sync.Mutex
-	m  map[string]*branch
-}
-
-func (bs *branches) get(id string) *branch {
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	return bs.m[id]
-}
-
-func (bs *branches) add(b *branch) {
-	bs.mu.Lock()
-	bs.m[b.id] = b
-	bs.mu.Unlock()
-}
-
-func (bs *branches) remove(id string) {
-	bs.mu.Lock()
-	delete(bs.m, id)
-	bs.mu.Unlock()
-}
-
 type branch struct {
 	e      *Edge
 	id     string       // the branch parameter of the edge's Via
@@ -82,8 +59,8 @@ func (e *Edge) sendRequest(req *sip.Request, reply string) {
 		return
 	}
 	b.tx = tx
-	e.branches.add(b)
-	defer e.branches.remove(b.id)
+	e.branches.put(b.id, b)
+	defer e.branches.drop(b.id, b)
 	if b.invite {
 		// The branch notice: the role can cancel from now on.
 		e.publishReply(reply, b.header(), nil)

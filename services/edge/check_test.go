@@ -18,7 +18,7 @@ import (
 // testEdge is an edge with no sockets and no bus: enough to run its input checks.
 func testEdge() *Edge {
 	return &Edge{cfg: Config{ID: "edge-test"}, metrics: obs.NewMetrics(), ids: ids.New("seed", "test"),
-		invites: invites{m: map[string]*inviteRelay{}}}
+		invites: inFlight[*inviteRelay]{m: map[string]*inviteRelay{}}}
 }
 
 // rfc4475Want is what the edge must do with each RFC 4475 message that is not

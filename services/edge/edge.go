@@ -60,10 +60,10 @@ type Edge struct {
 	routes   map[string]*route
 	sendSvc  micro.Service
 	replay   *replayCache
-	acks     ackWaiters
-	invites  invites  // INVITE server transactions a CANCEL can match
-	branches branches // client transactions roles asked for
-	prober   *prober  // role replicas with INVITE branches in flight
+	acks     inFlight[chan struct{}] // the 2xx being retransmitted until their ACK, by Call-ID and CSeq
+	invites  inFlight[*inviteRelay]  // INVITE server transactions a CANCEL can match, by inviteKey
+	branches inFlight[*branch]       // client transactions roles asked for, by branch
+	prober   *prober                 // role replicas with INVITE branches in flight
 	// branchesCancelled counts the INVITE branches the edge CANCELled, by why.
 	branchesCancelled *prometheus.CounterVec
 
@@ -88,8 +88,7 @@ func (e *Edge) setup(d role.Deps) error {
 	e.routes = buildRoutes(e.mode, m)
 	e.replay = newReplayCache()
 	e.acks.m = map[string]chan struct{}{}
-	e.invites.m = map[string]*inviteRelay{}
-	e.branches.m = map[string]*branch{}
+	e.invites.m, e.branches.m = map[string]*inviteRelay{}, map[string]*branch{}
 	e.prober = newProber(e.nc, e.clock, e.cfg.SenderCheck, e.log)
 	e.branchesCancelled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "siphon_edge_branches_cancelled_total",
@@ -247,4 +246,41 @@ func (e *Edge) Stop(context.Context) error {
 	e.replay.close()
 	e.prober.close()
 	return nil
+}
+
+// inFlight is what the edge holds by key while it lasts: the INVITEs it
+// relays, the branches it runs.
+type inFlight[T comparable] struct {
+	mu sync.Mutex
+	m  map[string]T
+}
+
+func (f *inFlight[T]) get(key string) T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[key]
+}
+
+func (f *inFlight[T]) put(key string, v T) {
+	f.mu.Lock()
+	f.m[key] = v
+	f.mu.Unlock()
+}
+
+// take removes key and returns what it held.
+func (f *inFlight[T]) take(key string) (T, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[key]
+	delete(f.m, key)
+	return v, ok
+}
+
+// drop forgets key if it still holds v (a later holder of the key stays).
+func (f *inFlight[T]) drop(key string, v T) {
+	f.mu.Lock()
+	if f.m[key] == v {
+		delete(f.m, key)
+	}
+	f.mu.Unlock()
 }

@@ -100,18 +100,6 @@ func (inv *inviteRelay) tag() string {
 	return inv.toTag
 }
 
-// invites are the INVITE server transactions a CANCEL can match, by key.
-type invites struct {
-	mu sync.Mutex
-	m  map[string]*inviteRelay
-}
-
-func (is *invites) get(key string) *inviteRelay {
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	return is.m[key]
-}
-
 // inviteKey is the server transaction key of an INVITE, computed from a
 // request as a CANCEL's matches its INVITE (RFC 3261 §9.2, §17.2.3): the top
 // Via's branch and sent-by; for an RFC 2543 branch (no magic cookie), the
@@ -142,16 +130,8 @@ func inviteKey(req *sip.Request) string {
 func (e *Edge) trackInvite(req *sip.Request, tx sip.ServerTransaction) *inviteRelay {
 	inv := &inviteRelay{key: inviteKey(req), cancelled: make(chan *sip.Request, 1)}
 	if inv.key != "" { // "" only for a request the checks let through without Via, CSeq or Call-ID
-		e.invites.mu.Lock()
-		e.invites.m[inv.key] = inv
-		e.invites.mu.Unlock()
-		forget := func(string, error) {
-			e.invites.mu.Lock()
-			if e.invites.m[inv.key] == inv {
-				delete(e.invites.m, inv.key)
-			}
-			e.invites.mu.Unlock()
-		}
+		e.invites.put(inv.key, inv)
+		forget := func(string, error) { e.invites.drop(inv.key, inv) }
 		if !tx.OnTerminate(forget) {
 			forget("", nil)
 		}
@@ -215,8 +195,7 @@ func (e *Edge) forwardCancel(role, replica string, inv *inviteRelay, cancel *sip
 func (e *Edge) terminated(req *sip.Request, tx sip.ServerTransaction, inv *inviteRelay) {
 	res := sipmsg.NewResponse(req, 487, "Request Terminated", nil, e.ids)
 	if tag := inv.tag(); tag != "" {
-		res.To().Params.Remove("tag")
-		res.To().Params.Add("tag", tag)
+		res.To().Params.Add("tag", tag) // replaces the one NewResponse drew
 	}
 	res.AppendHeader(sipmsg.Warning(e.cfg.ID, "the role did not answer the CANCEL"))
 	res.AppendHeader(sip.NewHeader("Server", e.userAgent))
@@ -232,28 +211,17 @@ func cancelFromSipgo(tx sip.ServerTransaction) bool {
 	return ok && srv.Err() == sip.ErrTransactionCanceled
 }
 
-// ackWaiters are the 2xx responses the edge retransmits, by Call-ID and CSeq.
-type ackWaiters struct {
-	mu sync.Mutex
-	m  map[string]chan struct{}
-}
-
 func ackKey(callID string, cseq uint32) string {
 	return callID + " " + strconv.FormatUint(uint64(cseq), 10)
 }
 
-// acked stops the retransmission the ACK ack answers, if any.
-func (a *ackWaiters) acked(ack *sip.Request) {
+// acked stops the 2xx retransmission the ACK ack answers, if any.
+func (e *Edge) acked(ack *sip.Request) {
 	callID, cseq := ack.CallID(), ack.CSeq()
 	if callID == nil || cseq == nil {
 		return
 	}
-	k := ackKey(callID.Value(), cseq.SeqNo)
-	a.mu.Lock()
-	c, ok := a.m[k]
-	delete(a.m, k)
-	a.mu.Unlock()
-	if ok {
+	if c, ok := e.acks.take(ackKey(callID.Value(), cseq.SeqNo)); ok {
 		close(c)
 	}
 }
@@ -262,18 +230,8 @@ func (a *ackWaiters) acked(ack *sip.Request) {
 // is sent, so an ACK that comes at once finds it.
 func (e *Edge) expectACK(req *sip.Request) (key string, ack chan struct{}) {
 	key, ack = ackKey(req.CallID().Value(), req.CSeq().SeqNo), make(chan struct{})
-	e.acks.mu.Lock()
-	e.acks.m[key] = ack
-	e.acks.mu.Unlock()
+	e.acks.put(key, ack)
 	return key, ack
-}
-
-func (e *Edge) forgetACK(key string, ack chan struct{}) {
-	e.acks.mu.Lock()
-	if e.acks.m[key] == ack {
-		delete(e.acks.m, key)
-	}
-	e.acks.mu.Unlock()
 }
 
 // acceptedInvite retransmits the 2xx res on tx at T1, 2·T1, … capped at T2
@@ -283,7 +241,7 @@ func (e *Edge) forgetACK(key string, ack chan struct{}) {
 // once the ACK is here none can come, and 32 s of transactions at thousands of
 // calls a second is most of the edge's heap.
 func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, key string, ack chan struct{}) {
-	defer e.forgetACK(key, ack)
+	defer e.acks.drop(key, ack)
 	giveUp := e.clock.NewTimer(64 * sip.T1)
 	defer giveUp.Stop()
 	interval := sip.T1

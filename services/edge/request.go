@@ -32,7 +32,7 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 	switch {
 	case req.IsAck():
 		// An ACK is never answered; one for a 2xx goes to the role that sent the 2xx.
-		e.acks.acked(req)
+		e.acked(req)
 		if routed {
 			r.requests.Inc()
 			e.forwardAck(req, r)
@@ -166,7 +166,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			if err := e.respond(req, tx, res); err != nil {
 				e.log.Warn("respond failed", "method", req.Method, "code", res.StatusCode, "error", err)
 				if ack != nil {
-					e.forgetACK(ackKey, ack)
+					e.acks.drop(ackKey, ack)
 				}
 				return
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"strconv"
-	"strings"
 )
 
 // Stream transports (TCP, TLS) deliver bytes, not messages, so the read filter
@@ -87,7 +86,7 @@ func (c *framedConn) frame() {
 			c.in = c.in[i:]
 			continue
 		}
-		end := bytes.Index(c.in, []byte("\r\n\r\n"))
+		end := bytes.Index(c.in, headerEnd)
 		if end < 0 {
 			if len(c.in) > maxHeader {
 				c.giveUp()
@@ -126,27 +125,43 @@ func (c *framedConn) giveUp() {
 	c.in = nil
 }
 
+// headerEnd ends a message's header block (RFC 3261 §7).
+var headerEnd = []byte("\r\n\r\n")
+
 // maxBody bounds a framed body: sipgo's parser takes no larger message.
 const maxBody = 65535
 
 // contentLength reads Content-Length (or its compact form l) from a header
 // block; a message without one has no body. ok is false where sipgo might
-// frame it otherwise: a malformed or oversized value, or more than one.
+// frame it otherwise: a malformed or oversized value, or more than one. It
+// scans the bytes in place: every message on a stream passes through here.
 func contentLength(head []byte) (int, bool) {
 	length, seen := 0, false
-	for _, line := range strings.Split(string(head), "\r\n")[1:] {
-		if line == "" || line[0] == ' ' || line[0] == '\t' {
+	lines := head
+	if i := bytes.Index(lines, crlf); i >= 0 {
+		lines = lines[i+2:] // past the start line
+	} else {
+		return 0, true
+	}
+	for len(lines) > 0 {
+		line := lines
+		if i := bytes.Index(lines, crlf); i >= 0 {
+			line, lines = lines[:i], lines[i+2:]
+		} else {
+			lines = nil
+		}
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
 			continue // a folded continuation belongs to the header above it
 		}
-		name, value, found := strings.Cut(line, ":")
-		if !found {
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
 			continue
 		}
-		name = strings.TrimRight(name, " \t")
-		if !strings.EqualFold(name, "Content-Length") && !strings.EqualFold(name, "l") {
+		name := bytes.TrimRight(line[:colon], " \t")
+		if !bytes.EqualFold(name, contentLengthName) && !bytes.EqualFold(name, compactLength) {
 			continue
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(value))
+		n, err := strconv.Atoi(string(bytes.TrimSpace(line[colon+1:])))
 		if err != nil || n < 0 || n > maxBody || seen {
 			return 0, false
 		}
@@ -154,3 +169,9 @@ func contentLength(head []byte) (int, bool) {
 	}
 	return length, true
 }
+
+var (
+	crlf              = []byte("\r\n")
+	contentLengthName = []byte("Content-Length")
+	compactLength     = []byte("l")
+)

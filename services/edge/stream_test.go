@@ -6,7 +6,6 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -19,12 +18,27 @@ const streamCancel = "CANCEL sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192
 	"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: s1\r\nCSeq: 1 CANCEL\r\n" +
 	"l: 0\r\n\r\n"
 
-// framed runs what the peer writes through the edge's framing and returns
-// what sipgo would read and what the edge wrote back to the peer.
+// framed runs what the peer writes, chunk by chunk, over a real loopback TCP
+// connection through the edge's framing, and returns what sipgo would read
+// and what the edge wrote back to the peer. The peer half-closes after its
+// last chunk; the edge side closes once it has read everything, so both reads
+// end at EOF: nothing here waits on a clock.
 func framed(t *testing.T, e *Edge, chunks ...string) (toSipgo, toPeer string) {
 	t.Helper()
-	edgeSide, peer := net.Pipe()
-	c := &framedConn{Conn: edgeSide, e: e, transport: TCP, buf: make([]byte, 64<<10)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	edgeSide, err := e.streamListener(ln, TCP).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
 	back := make(chan string, 1)
 	go func() {
 		for _, ch := range chunks {
@@ -32,13 +46,13 @@ func framed(t *testing.T, e *Edge, chunks ...string) (toSipgo, toPeer string) {
 				t.Error(err)
 			}
 		}
-		_ = peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		b, _ := io.ReadAll(peer) // the 200 to a CANCEL, if any, until the deadline
+		_ = peer.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(peer) // the 200 to a CANCEL, if any, until the edge side closes
 		back <- string(b)
-		peer.Close()
 	}()
 	var got bytes.Buffer
-	_, _ = io.Copy(&got, c)
+	_, _ = io.Copy(&got, edgeSide)
+	edgeSide.Close()
 	return got.String(), <-back
 }
 

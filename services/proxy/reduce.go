@@ -16,7 +16,8 @@ type Target struct {
 	Q   float64 // preference; targets of one q ring together (parallel), groups in turn
 }
 
-// Effect is what the role must do next. Exactly one field is set.
+// Effect is what the role must do next. Exactly one field is set. Branch ids
+// are 0..n-1 in the order Start effects named their targets.
 type Effect struct {
 	// Start forwards the request to these targets, one branch each (§16.6).
 	Start []Target
@@ -69,10 +70,6 @@ func (c *Context) startNext() []Effect {
 
 // MoreGroups reports whether a serial group is still to come.
 func (c *Context) MoreGroups() bool { return !c.stopped && c.next < len(c.groups) }
-
-// Branches is how many branches have been started; branch ids are 0..n-1 in
-// the order Start effects named their targets.
-func (c *Context) Branches() int { return len(c.branches) }
 
 // Done reports whether the final response has gone upstream and no branch is pending.
 func (c *Context) Done() bool { return c.done && c.pending() == 0 }

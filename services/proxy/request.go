@@ -77,7 +77,7 @@ func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 	keep := routes[:0:0]
 	popping := true
 	for _, h := range routes {
-		u, err := routeURI(h.Value())
+		u, err := uac.RouteURI(h.Value())
 		if popping && err == nil && p.ours(r, u.Host, u.Port) {
 			continue
 		}
@@ -92,17 +92,6 @@ func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 		r.AppendHeader(sip.NewHeader("Route", h.Value()))
 	}
 	return len(keep) > 0
-}
-
-func routeURI(v string) (sip.Uri, error) {
-	var u sip.Uri
-	v = strings.TrimSpace(v)
-	if i := strings.IndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j > 0 {
-			v = v[i+1 : i+j]
-		}
-	}
-	return u, sip.ParseUri(v, &u)
 }
 
 // targets are the bindings of the Request-URI's address-of-record (§16.5),
@@ -149,7 +138,6 @@ type call struct {
 	loopKey  string          // of the request as received: every branch carries it (§16.6 step 8)
 	group    clockwork.Timer // the current serial group's --fork-group-timeout, if one follows
 
-	mu        sync.Mutex
 	txs       []*uac.Tx
 	events    chan event
 	cancelled chan struct{}
