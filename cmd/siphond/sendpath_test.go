@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,15 +105,20 @@ func sippUAS(t *testing.T, scenario string, cancelWithin time.Duration) (*testut
 		t.Fatal(err)
 	}
 	// A free port can be taken by another process before SIPp binds it (the
-	// suites run side by side): SIPp then exits at once, and another port is tried.
+	// suites run side by side): SIPp then exits at once, and another port is
+	// tried. Whether SIPp holds its port is read from /proc, never by binding
+	// the port ourselves, which would race SIPp's own bind.
 	for attempt := 0; ; attempt++ {
 		port := testutil.FreePort(t)
 		p := testutil.Process(t, bin, "-sf", path, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1",
 			"-nostdin", "-timeout", "60s", "-timeout_error")
 		deadline := time.Now().Add(10 * time.Second)
-		for udpFree(port) { // until SIPp holds its port, or gave up on it
+		for !holdsUDP(p.Cmd.Process.Pid, port) {
 			select {
 			case <-p.Done():
+				if attempt == 5 {
+					t.Fatalf("SIPp UAS exited at start 6 times: %v", p.Err())
+				}
 			default:
 				if time.Now().After(deadline) {
 					t.Fatal("SIPp UAS did not bind")
@@ -122,27 +128,37 @@ func sippUAS(t *testing.T, scenario string, cancelWithin time.Duration) (*testut
 			}
 			break
 		}
-		// The port looks held; if it was someone else who holds it, SIPp exits
-		// at once with "Unable to bind" — give it the moment to.
 		select {
-		case <-p.Done():
-			if attempt < 5 {
-				continue // it could not bind: another port
-			}
-			t.Fatalf("SIPp UAS exited at start 6 times: %v", p.Err())
-		case <-time.After(200 * time.Millisecond):
+		case <-p.Done(): // it could not bind: another port
+		default:
+			return p, fmt.Sprintf("127.0.0.1:%d", port)
 		}
-		return p, fmt.Sprintf("127.0.0.1:%d", port)
 	}
 }
 
-func udpFree(port int) bool {
-	c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+// holdsUDP reports whether process pid has a UDP socket bound to port: the
+// socket's inode in /proc/net/udp is among the process's open files.
+func holdsUDP(pid, port int) bool {
+	table, err := os.ReadFile("/proc/net/udp")
 	if err != nil {
 		return false
 	}
-	c.Close()
-	return true
+	want := fmt.Sprintf(":%04X", port)
+	var inodes []string
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && strings.HasSuffix(f[1], want) {
+			inodes = append(inodes, "socket:["+f[9]+"]")
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && slices.Contains(inodes, link) {
+			return true
+		}
+	}
+	return false
 }
 
 // passed waits for SIPp to finish its one call and fails the test unless it
