@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/siphon-lab/siphon/pkg/bus"
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/config"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
@@ -33,6 +34,7 @@ import (
 // role's (each registered by its owner), and those of roles not built yet.
 type options struct {
 	shared config.Shared
+	auth   auth.Config // the --auth flags: every challenging role reads them
 	subs   config.Subscriptions
 	roles  map[string]role.Role // every registered role, configured by the flags
 }
@@ -41,6 +43,7 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("siphond", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o.shared.RegisterFlags(fs)
+	o.auth.RegisterFlags(fs)
 	o.roles = map[string]role.Role{}
 	for _, name := range role.Registered() {
 		r, _ := role.New(name)
@@ -101,6 +104,9 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 		return plan{}, fmt.Errorf("--role %s runs part of a lab: give --nats so its other parts can reach it", o.shared.Role)
 	}
 	if err := o.shared.Validate(); err != nil {
+		return plan{}, err
+	}
+	if err := o.auth.Validate(); err != nil {
 		return plan{}, err
 	}
 	for _, name := range role.Registered() {
@@ -226,7 +232,7 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 		r := o.roles[name]
 		deps := role.Deps{
 			Mode: p.mode, NATS: nc, Store: state, Log: log, Metrics: metrics, Health: health,
-			IDs: ids.FromEnv, Clock: clockwork.NewRealClock(), UserAgent: o.shared.UserAgent, LocalURI: o.shared.LocalURI,
+			IDs: ids.FromEnv, Clock: clockwork.NewRealClock(), UserAgent: o.shared.UserAgent, LocalURI: o.shared.LocalURI, Auth: o.auth,
 		}
 		if err := r.Start(ctx, deps); err != nil {
 			return err

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 )
 
 // TestProxyCall: a caller calls a registered callee through siphond --mode
@@ -210,4 +213,179 @@ func TestProxyPath(t *testing.T) {
 	if r := inv.GetHeader("Route"); r == nil || !strings.Contains(r.Value(), hop.addr) {
 		t.Fatalf("Route %v, want the Path's hop %s", r, hop.addr)
 	}
+}
+
+// registerBindings registers contacts for user at the proxy's registrar.
+func registerBindings(t *testing.T, p *proc, user string, contacts ...string) {
+	t.Helper()
+	reg := newUAC(t, "udp", p.sip)
+	res := reg.register(user, "reg-"+user+"-"+t.Name(), 1, "Contact: "+strings.Join(contacts, ", "), "Expires: 300")
+	if res.StatusCode != 200 || len(res.GetHeaders("Contact")) != len(contacts) {
+		t.Fatalf("REGISTER of %d contacts for %s: %d\n%s", len(contacts), user, res.StatusCode, res)
+	}
+}
+
+// TestProxyDecline: bob's first phone rings, his second declines with 603:
+// the ringing branch is CANCELled (RFC 3261 §16.7 step 5 and 10) and the 603
+// reaches the caller once that branch is done (step 6: a 6xx wins).
+func TestProxyDecline(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	ringing, declining := newUA(t, p.sip), newUA(t, p.sip)
+	registerBindings(t, p, "bob", "<sip:bob@"+ringing.addr+">", "<sip:bob@"+declining.addr+">")
+	caller := newUA(t, p.sip)
+	d := caller.call()
+	d.ruri = "sip:bob@example.com"
+	raw, cseq := d.req("INVITE", nil, offer)
+	caller.send(raw)
+
+	inv := ringing.request("INVITE", 10*time.Second)
+	ringing.answer(inv, 180, "Ringing", "ring1", nil, "")
+	caller.response("INVITE", cseq, 180)
+	declined := declining.request("INVITE", 10*time.Second)
+	declining.answer(declined, 603, "Decline", "dec1", nil, "")
+	declining.request("ACK", 10*time.Second) // the edge ACKs the 603, hop by hop
+
+	cancel := ringing.request("CANCEL", 10*time.Second)
+	ringing.answer(cancel, 200, "OK", "", nil, "")
+	ringing.answer(inv, 487, "Request Terminated", "ring1", nil, "")
+	ringing.request("ACK", 10*time.Second)
+	wantCode(t, caller.final("INVITE", cseq), 603)
+}
+
+// TestProxyForkedAnswers: both of bob's phones answer the forked INVITE:
+// both 2xx reach the caller (§16.7 step 5; kamailio #570), each with its own
+// To tag, and each dialog's ACK and the BYE that ends the unwanted one follow
+// that dialog's route set to the phone that made it.
+func TestProxyForkedAnswers(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	a, b := newUA(t, p.sip), newUA(t, p.sip)
+	registerBindings(t, p, "bob", "<sip:bob@"+a.addr+">", "<sip:bob@"+b.addr+">")
+	caller := newUA(t, p.sip)
+	d := caller.call()
+	d.ruri = "sip:bob@example.com"
+	raw, cseq := d.req("INVITE", nil, offer)
+	caller.send(raw)
+
+	phones := map[string]*ua{"phoneA": a, "phoneB": b}
+	var rr string
+	for tag, phone := range phones {
+		inv := phone.request("INVITE", 10*time.Second)
+		rr = inv.GetHeader("Record-Route").Value()
+		phone.answer(inv, 200, "OK", tag, []string{"Record-Route: " + rr}, offerWith("1", "0", ""))
+	}
+	for tag, phone := range phones {
+		res := caller.await("200 from "+tag, 10*time.Second, func(m sip.Message) bool {
+			r, ok := m.(*sip.Response)
+			got, _ := r.To().Params.Get("tag")
+			return ok && r.StatusCode == 200 && r.CSeq().SeqNo == cseq && got == tag
+		}).(*sip.Response)
+		d.toTag, d.ruri = tag, res.Contact().Address.String()
+		ack, _ := d.req("ACK", []string{"Route: " + rr}, "")
+		caller.send(ack)
+		phone.request("ACK", 10*time.Second)
+	}
+	// The caller keeps one dialog (phoneA) and ends the other.
+	d.toTag, d.ruri = "phoneB", "sip:ua@"+b.addr
+	bye, byeSeq := d.req("BYE", []string{"Route: " + rr}, "")
+	caller.send(bye)
+	got := b.request("BYE", 10*time.Second)
+	b.answer(got, 200, "OK", "", nil, "")
+	wantCode(t, caller.final("BYE", byeSeq), 200)
+}
+
+// TestProxyTimerC: a callee that only rings is CANCELled when --timer-c runs
+// out (RFC 3261 §16.8), and the caller gets 408.
+func TestProxyTimerC(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--timer-c", "1s")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "bob", "<sip:bob@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+	d := caller.call()
+	d.ruri = "sip:bob@example.com"
+	raw, cseq := d.req("INVITE", nil, offer)
+	caller.send(raw)
+
+	inv := callee.request("INVITE", 10*time.Second)
+	callee.answer(inv, 180, "Ringing", "slow1", nil, "")
+	caller.response("INVITE", cseq, 180)
+	cancel := callee.request("CANCEL", 10*time.Second)
+	if r := cancel.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "408") {
+		t.Errorf("Timer C's CANCEL without Reason: SIP;cause=408:\n%s", cancel)
+	}
+	callee.answer(cancel, 200, "OK", "", nil, "")
+	callee.answer(inv, 487, "Request Terminated", "slow1", nil, "")
+	wantCode(t, caller.final("INVITE", cseq), 408)
+}
+
+// TestProxyOptions: in proxy mode an OPTIONS for a registered user is that
+// user's to answer (forwarded), one for the lab itself the uas's.
+func TestProxyOptions(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	phone := newUA(t, p.sip)
+	registerBindings(t, p, "gina", "<sip:gina@"+phone.addr+">")
+	d := newUA(t, p.sip).call()
+	d.ruri = "sip:gina@example.com"
+	raw, cseq := d.req("OPTIONS", nil, "")
+	d.u.send(raw)
+	got := phone.request("OPTIONS", 10*time.Second)
+	phone.answer(got, 200, "OK", "gina1", []string{"Allow: INVITE, ACK, BYE", "Server: gina's phone"}, "")
+	res := d.u.final("OPTIONS", cseq)
+	wantCode(t, res, 200)
+	if s := res.GetHeader("Server"); s == nil || s.Value() != "gina's phone" {
+		t.Fatalf("OPTIONS for gina answered by someone else:\n%s", res)
+	}
+	d.ruri = "sip:" + p.sip
+	res = d.do("OPTIONS", nil, "")
+	wantCode(t, res, 200)
+	if a := res.GetHeader("Allow"); a == nil || !strings.Contains(a.Value(), "REGISTER") {
+		t.Fatalf("OPTIONS for the lab not answered by the lab:\n%s", res)
+	}
+}
+
+// TestProxyAuth: with --auth, alice's INVITE gets 407 and SIPp passes it with
+// her credentials; the call goes through (RFC 3261 §22.3). Credentials for
+// another user than the From are refused.
+func TestProxyAuth(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--auth")
+	callee, addr := sippUAS(t, "proxy-uas.xml", 0)
+	reg := newUAC(t, "udp", p.sip)
+	contact := "Contact: <sip:bob@" + addr + ">"
+	res := reg.register("bob", "reg-auth-1", 1, contact, "Expires: 300")
+	wantCode(t, res, 401)
+	res = reg.register("bob", "reg-auth-1", 2, contact, "Expires: 300",
+		authorization(t, challenge(t, res, "MD5"), "bob", "pass456", "sip:"+p.sip, 1))
+	wantCode(t, res, 200)
+
+	sipp(t, "testdata/proxy-uac-auth.xml", "u1", p.sip, 1, 1, "-s", "bob").mustPass(t, 1)
+	passed(t, callee, "callee")
+
+	t.Run("another user's credentials", func(t *testing.T) {
+		u := newUA(t, p.sip)
+		d := u.call()
+		d.ruri = "sip:bob@example.com"
+		// From one of our users: the UA's own From is not in our domain.
+		asAlice := func(raw string) string {
+			return strings.Replace(raw, "From: <sip:caller@"+u.addr+">", "From: <sip:alice@example.com>", 1)
+		}
+		raw, cseq := d.req("INVITE", nil, offer)
+		u.send(asAlice(raw))
+		res := u.final("INVITE", cseq)
+		wantCode(t, res, 407)
+		var chal *digest.Challenge
+		for _, h := range res.GetHeaders("Proxy-Authenticate") {
+			if c, err := digest.ParseChallenge(h.Value()); err == nil && c.Algorithm == "MD5" {
+				chal = c
+			}
+		}
+		if chal == nil || res.GetHeader("WWW-Authenticate") != nil {
+			t.Fatalf("407 without an MD5 Proxy-Authenticate:\n%s", res)
+		}
+		cred, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: d.ruri, Username: "bob", Password: "pass456", Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, cseq = d.req("INVITE", []string{"Proxy-Authorization: " + cred.String()}, offer)
+		u.send(asAlice(raw))
+		wantCode(t, u.final("INVITE", cseq), 403)
+	})
 }

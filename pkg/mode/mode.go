@@ -34,6 +34,10 @@ type Route struct {
 type Mode struct {
 	Name   string
 	Routes []Route
+	// UserRoutes take a method whose Request-URI names a user (sip:bob@…) from
+	// its row in Routes: in proxy mode an OPTIONS for bob is bob's to answer
+	// (the proxy forwards it), one for the lab itself the uas's.
+	UserRoutes []Route
 }
 
 // The modes, one row per method. CANCEL is listed where INVITE is: the edge
@@ -51,8 +55,8 @@ var modes = []Mode{
 		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar},
 	}},
 	// The proxy forwards every method but REGISTER (the registrar's) and
-	// OPTIONS (the uas answers for the proxy itself).
-	{Name: "proxy", Routes: []Route{
+	// OPTIONS addressed to the lab itself (the uas answers for the proxy).
+	{Name: "proxy", UserRoutes: []Route{{"OPTIONS", RoleProxy}}, Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar}, {"INVITE", RoleProxy}, {"ACK", RoleProxy},
 		{"BYE", RoleProxy}, {"CANCEL", RoleProxy}, {"PRACK", RoleProxy}, {"UPDATE", RoleProxy},
 		{"INFO", RoleProxy}, {"MESSAGE", RoleProxy}, {"REFER", RoleProxy}, {"NOTIFY", RoleProxy},
@@ -104,6 +108,17 @@ func (m Mode) Allow() string {
 	return strings.Join(m.Methods(), ", ")
 }
 
+// RoleForUser returns the role that serves method when its Request-URI names
+// a user, if it is not RoleFor's.
+func (m Mode) RoleForUser(method string) (string, bool) {
+	for _, r := range m.UserRoutes {
+		if r.Method == method {
+			return r.Role, true
+		}
+	}
+	return "", false
+}
+
 // RoleFor returns the role that serves method, and false when the mode does not serve it.
 func (m Mode) RoleFor(method string) (string, bool) {
 	for _, r := range m.Routes {
@@ -118,7 +133,8 @@ func (m Mode) RoleFor(method string) (string, bool) {
 func (m Mode) Roles() []string {
 	var out []string
 	for _, role := range Roles {
-		if slices.ContainsFunc(m.Routes, func(r Route) bool { return r.Role == role }) {
+		served := func(r Route) bool { return r.Role == role }
+		if slices.ContainsFunc(m.Routes, served) || slices.ContainsFunc(m.UserRoutes, served) {
 			out = append(out, role)
 		}
 	}

@@ -16,6 +16,12 @@ func TestTable(t *testing.T) {
 	if role, ok := m.RoleFor("MESSAGE"); !ok || role != RoleProxy {
 		t.Fatalf("proxy MESSAGE → %q %v: the proxy forwards every method but REGISTER and OPTIONS", role, ok)
 	}
+	if role, ok := m.RoleForUser("OPTIONS"); !ok || role != RoleProxy {
+		t.Fatalf("proxy OPTIONS for a user → %q %v: the proxy forwards it to the user", role, ok)
+	}
+	if _, ok := m.RoleForUser("INVITE"); ok {
+		t.Fatal("proxy INVITE has a user route besides its own")
+	}
 	if _, ok := m.RoleFor("PUBLISH"); ok {
 		t.Fatal("proxy serves PUBLISH")
 	}

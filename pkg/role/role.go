@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
@@ -53,6 +54,9 @@ type Deps struct {
 	UserAgent string
 	// LocalURI is this lab's own SIP URI (--local-uri): its host is a domain of ours.
 	LocalURI string
+	// Auth is the --auth policy, validated: the registrar's 401s and the
+	// proxy's 407s share it.
+	Auth auth.Config
 }
 
 // Role is one role: edge, registrar, uas, and those to come.

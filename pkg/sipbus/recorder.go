@@ -16,11 +16,19 @@ import (
 type Recorder struct {
 	mu        sync.Mutex
 	Responses []*sip.Response
-	arrived   chan struct{}
+	// Ends counts the end markers (Request.End) sent.
+	Ends    int
+	arrived chan struct{}
 }
 
 // Respond implements responder: it parses back what would go on the bus.
 func (r *Recorder) Respond(data []byte, _ ...micro.RespondOpt) error {
+	if len(data) == 0 {
+		r.mu.Lock()
+		r.Ends++
+		r.mu.Unlock()
+		return nil
+	}
 	// data is a pooled buffer, reused once Respond returns: keep a copy.
 	msg, err := sip.ParseMessage(append([]byte(nil), data...))
 	if err != nil {

@@ -41,6 +41,7 @@ type Request struct {
 	responses *prometheus.CounterVec
 	role      string
 	replyOpts []micro.RespondOpt
+	replica   string
 }
 
 // responder is the part of micro.Request a Request answers through; tests use a Recorder.
@@ -61,6 +62,37 @@ func (r *Request) Respond(res *sip.Response) error {
 	}
 	r.responses.WithLabelValues(r.role, string(r.Method), obs.Code(res.StatusCode)).Inc()
 	return nil
+}
+
+// RespondMore sends a 2xx to an INVITE after which more 2xx may follow (a
+// forking proxy's other branches, wire.HdrMore); End closes them.
+func (r *Request) RespondMore(res *sip.Response) error {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	res.StringWrite(buf)
+	if err := r.reply.Respond(buf.Bytes(), r.headers(wire.HdrMore)); err != nil {
+		return fmt.Errorf("sipbus: respond %d to %s: %w", res.StatusCode, r.Method, err)
+	}
+	r.responses.WithLabelValues(r.role, string(r.Method), obs.Code(res.StatusCode)).Inc()
+	return nil
+}
+
+// End tells the edge that no more 2xx follow those RespondMore sent.
+func (r *Request) End() error {
+	if err := r.reply.Respond(nil, r.headers(wire.HdrEnd)); err != nil {
+		return fmt.Errorf("sipbus: end %s: %w", r.Method, err)
+	}
+	return nil
+}
+
+// headers are the reply headers with flag set (micro takes one header set per reply).
+func (r *Request) headers(flag string) micro.RespondOpt {
+	h := micro.Headers{flag: {"1"}}
+	if r.replica != "" {
+		h[wire.HdrReplica] = []string{r.replica}
+	}
+	return micro.WithHeaders(h)
 }
 
 // Reachable is the edge's address as the sender reached it, host:port, for a
@@ -174,7 +206,7 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 				return
 			}
 			requests.Inc()
-			req.reply, req.responses, req.role, req.replyOpts = mr, m.Responses, role, replyOpts
+			req.reply, req.responses, req.role, req.replyOpts, req.replica = mr, m.Responses, role, replyOpts, opts.Replica
 			s.inFlight.Add(1)
 			if work == nil {
 				h(req)

@@ -140,8 +140,15 @@ const (
 	HdrError = "Siphon-Error"
 	// HdrEnd marks the empty message that ends an INVITE's send-path stream: no
 	// response can follow (at once after a non-2xx final; after a 2xx once RFC
-	// 6026's Timer M has run out; or when the branch failed).
+	// 6026's Timer M has run out; or when the branch failed). Role → edge it
+	// ends the 2xx responses a HdrMore announced.
 	HdrEnd = "Siphon-End"
+	// HdrMore is set on a role's 2xx to an INVITE (role → edge) when more 2xx
+	// may follow on the same exchange: a forking proxy whose other branches may
+	// answer too (RFC 3261 §16.7 step 5). The edge then relays every 2xx (each
+	// retransmitted until its own ACK, RFC 6026 §7.1's Accepted state) until a
+	// HdrEnd message or 64·T1.
+	HdrMore = "Siphon-More"
 	// HdrProbe marks the edge's liveness check of a role replica with INVITEs in
 	// flight, a NATS request: to the subject a send-path branch's responses go
 	// to (its asker), or to the replica subject of the replica holding an

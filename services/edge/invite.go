@@ -5,10 +5,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/wire"
@@ -211,8 +213,18 @@ func cancelFromSipgo(tx sip.ServerTransaction) bool {
 	return ok && srv.Err() == sip.ErrTransactionCanceled
 }
 
-func ackKey(callID string, cseq uint32) string {
-	return callID + " " + strconv.FormatUint(uint64(cseq), 10)
+// ackKey names the ACK of one 2xx: a forked INVITE's 2xx responses differ
+// by To tag, and each dialog's ACK stops only its own.
+func ackKey(callID string, cseq uint32, toTag string) string {
+	return callID + " " + strconv.FormatUint(uint64(cseq), 10) + " " + toTag
+}
+
+func msgToTag(m sip.Message) string {
+	if to := m.To(); to != nil {
+		tag, _ := to.Params.Get("tag")
+		return tag
+	}
+	return ""
 }
 
 // acked stops the 2xx retransmission the ACK ack answers, if any.
@@ -221,26 +233,85 @@ func (e *Edge) acked(ack *sip.Request) {
 	if callID == nil || cseq == nil {
 		return
 	}
-	if c, ok := e.acks.take(ackKey(callID.Value(), cseq.SeqNo)); ok {
+	if c, ok := e.acks.take(ackKey(callID.Value(), cseq.SeqNo, msgToTag(ack))); ok {
 		close(c)
 	}
 }
 
-// expectACK registers the wait for the ACK of a 2xx to req before that 2xx
+// expectACK registers the wait for the ACK of the 2xx res to req before res
 // is sent, so an ACK that comes at once finds it.
-func (e *Edge) expectACK(req *sip.Request) (key string, ack chan struct{}) {
-	key, ack = ackKey(req.CallID().Value(), req.CSeq().SeqNo), make(chan struct{})
+func (e *Edge) expectACK(req *sip.Request, res *sip.Response) (key string, ack chan struct{}) {
+	key, ack = ackKey(req.CallID().Value(), req.CSeq().SeqNo, msgToTag(res)), make(chan struct{})
 	e.acks.put(key, ack)
 	return key, ack
 }
 
-// acceptedInvite retransmits the 2xx res on tx at T1, 2·T1, … capped at T2
-// until its ACK comes or 64·T1 has passed (RFC 3261 §13.3.1.4: over every
-// transport, as a hop further on may be UDP), then ends the transaction.
-// sipgo would keep it in Accepted for Timer L to absorb retransmitted INVITEs;
-// once the ACK is here none can come, and 32 s of transactions at thousands of
-// calls a second is most of the edge's heap.
-func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, key string, ack chan struct{}) {
+// acceptedInvite retransmits the 2xx res on tx until its ACK comes, then ends
+// the transaction. sipgo would keep it in Accepted for Timer L to absorb
+// retransmitted INVITEs; once the ACK is here none can come, and 32 s of
+// transactions at thousands of calls a second is most of the edge's heap.
+//
+// With more (the role said wire.HdrMore: a forking proxy), the role's further
+// 2xx from other branches are relayed too, each retransmitted until its own
+// ACK (RFC 6026 §7.1: the Accepted state passes them on), until the role's end
+// marker or 64·T1 (Timer L).
+func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, key string, ack chan struct{}, more <-chan *nats.Msg) {
+	if more == nil {
+		if e.retransmit2xx(req, tx, res, key, ack) {
+			tx.Terminate()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var unacked atomic.Int32
+	retransmit := func(res *sip.Response, key string, ack chan struct{}) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !e.retransmit2xx(req, tx, res, key, ack) {
+				unacked.Add(1)
+			}
+		}()
+	}
+	retransmit(res, key, ack)
+	sent := map[string]bool{msgToTag(res): true}
+	timerL := e.clock.NewTimer(64 * sip.T1)
+	defer timerL.Stop()
+reading:
+	for {
+		select {
+		case m := <-more:
+			if m.Header.Get(wire.HdrEnd) != "" || bus.IsNoResponders(m) {
+				break reading
+			}
+			res, err := roleResponse(m.Data, req)
+			if err != nil || !res.IsSuccess() || sent[msgToTag(res)] {
+				continue // a retransmission: its own is running
+			}
+			sent[msgToTag(res)] = true
+			key, ack := e.expectACK(req, res)
+			if err := e.respond(req, tx, res); err != nil {
+				e.acks.drop(key, ack)
+				continue
+			}
+			e.countResponse(req.Method, res.StatusCode)
+			retransmit(res, key, ack)
+		case <-timerL.Chan():
+			break reading
+		case <-tx.Done():
+			break reading
+		}
+	}
+	wg.Wait()
+	if unacked.Load() == 0 {
+		tx.Terminate()
+	}
+}
+
+// retransmit2xx sends res again at T1, 2·T1, … capped at T2 until its ACK
+// comes or 64·T1 has passed (RFC 3261 §13.3.1.4: over every transport, as a
+// hop further on may be UDP). It reports whether the ACK came.
+func (e *Edge) retransmit2xx(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, key string, ack chan struct{}) bool {
 	defer e.acks.drop(key, ack)
 	giveUp := e.clock.NewTimer(64 * sip.T1)
 	defer giveUp.Stop()
@@ -250,16 +321,15 @@ func (e *Edge) acceptedInvite(req *sip.Request, tx sip.ServerTransaction, res *s
 	for {
 		select {
 		case <-ack:
-			tx.Terminate()
-			return
+			return true
 		case <-giveUp.Chan():
 			e.log.Info("no ACK for a 2xx", "call_id", req.CallID().Value())
-			return
+			return false
 		case <-tx.Done():
-			return
+			return false
 		case <-next.Chan():
 			if err := tx.Respond(res); err != nil {
-				return
+				return false
 			}
 			interval = min(2*interval, sip.T2)
 			next.Reset(interval)

@@ -45,6 +45,7 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 		e.metrics.Requests.WithLabelValues(mode.RoleEdge, methodLabel(method)).Inc()
 		e.reply(req, tx, 405, "Method Not Allowed", "", sip.NewHeader("Allow", e.mode.Allow()))
 	default:
+		r = r.to(req)
 		r.requests.Inc()
 		if e.replay != nil && replayable(req.Transport(), method) {
 			if key := parsedReplayKey(req); key != "" {
@@ -161,7 +162,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			var ackKey string
 			var ack chan struct{}
 			if inv != nil && res.IsSuccess() {
-				ackKey, ack = e.expectACK(req)
+				ackKey, ack = e.expectACK(req, res)
 			}
 			if err := e.respond(req, tx, res); err != nil {
 				e.log.Warn("respond failed", "method", req.Method, "code", res.StatusCode, "error", err)
@@ -174,7 +175,11 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			if res.StatusCode >= 200 {
 				r.roundTrip.Observe(time.Since(start).Seconds())
 				if ack != nil {
-					e.acceptedInvite(req, tx, res, ackKey, ack)
+					var more <-chan *nats.Msg // other forks' 2xx may follow (wire.HdrMore)
+					if m.Header.Get(wire.HdrMore) != "" {
+						more = st.C()
+					}
+					e.acceptedInvite(req, tx, res, ackKey, ack, more)
 				}
 				return
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/obs"
@@ -50,6 +51,8 @@ type Proxy struct {
 	log       *slog.Logger
 	metrics   *obs.Metrics
 	clock     clockwork.Clock
+	auth      *auth.Authenticator // --auth: nil when off
+	users     func(string) bool   // whether a user is in --auth-users (404 or 480)
 
 	replica string
 	send    *uac.Client
@@ -65,13 +68,24 @@ func (p *Proxy) Name() string { return wire.RoleProxy }
 func (p *Proxy) Config() role.Config { return &p.cfg }
 
 // Start implements role.Role.
-func (p *Proxy) Start(_ context.Context, d role.Deps) error {
+func (p *Proxy) Start(ctx context.Context, d role.Deps) error {
 	p.userAgent, p.loc, p.metrics, p.clock = d.UserAgent, d.Store.Location(), d.Metrics, d.Clock
 	p.ids, p.log = d.IDs(wire.RoleProxy), d.Log.With("role", wire.RoleProxy)
 	p.replica = p.ids.Tag()
 	var local sip.Uri
 	if err := sip.ParseUri(d.LocalURI, &local); err == nil && local.Host != "" {
 		p.cfg.domains[strings.ToLower(local.Host)] = true // --local-uri's host is ours
+	}
+	p.users = func(string) bool { return false }
+	if d.Auth.Auth || d.Auth.UsersFile != "" {
+		p.users = func(u string) bool { _, ok := d.Auth.Users[u]; return ok }
+	}
+	if d.Auth.Auth {
+		a, err := auth.New(ctx, d.Auth, d.Store)
+		if err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		p.auth = a
 	}
 	client, err := uac.New(d.NATS)
 	if err != nil {

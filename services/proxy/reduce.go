@@ -23,6 +23,11 @@ type Effect struct {
 	Start []Target
 	// Forward sends this response upstream, to the caller (§16.7 step 9).
 	Forward *sip.Response
+	// More goes with a forwarded 2xx while other branches are pending: their
+	// 2xx may follow it (wire.HdrMore).
+	More bool
+	// End says no more 2xx can follow those forwarded with More.
+	End bool
 	// Cancel CANCELs these pending branches (§16.7 step 10, §16.10).
 	Cancel []int
 }
@@ -45,6 +50,8 @@ type Context struct {
 	done bool
 	// no new branches: a 2xx or 6xx came, or the caller cancelled (§16.7 step 5, §16.10).
 	stopped bool
+	// more: a 2xx went up with More, and the End has not.
+	more bool
 }
 
 // NewContext makes the response context of a request forwarded to groups (in
@@ -106,13 +113,24 @@ func (c *Context) Response(id int, res *sip.Response, made bool) []Effect {
 			b.final, b.made = res, false
 		}
 		c.done, c.stopped = true, true
-		return append([]Effect{{Forward: res}}, c.cancelPending()...)
+		more := c.pending() > 0
+		out := append([]Effect{{Forward: res, More: more}}, c.cancelPending()...)
+		if c.more && !more {
+			c.more = false
+			out = append(out, Effect{End: true})
+		}
+		c.more = c.more || more
+		return out
 	}
 	if b.final != nil {
 		return nil // a retransmitted final: the branch has its answer
 	}
 	b.final, b.made = res, made
 	var out []Effect
+	if c.more && c.pending() == 0 {
+		c.more = false
+		out = append(out, Effect{End: true}) // the last pending branch did not answer 2xx
+	}
 	if code >= 600 && !c.done {
 		// A 6xx is not forwarded at once: it CANCELs the pending branches, and
 		// starts no new ones; it is the best response once they end (step 6).

@@ -172,3 +172,41 @@ func TestNonInviteIsNeverCancelled(t *testing.T) {
 		t.Fatalf("MESSAGE fork: forwarded %v cancelled %v", f, x)
 	}
 }
+
+// TestMoreAndEnd: a 2xx that goes up while other branches are pending says
+// more may follow; the edge is told the end once none is pending, whether the
+// last answered 2xx (both reach the caller) or 487.
+func TestMoreAndEnd(t *testing.T) {
+	flags := func(effects []Effect) (more, end []bool) {
+		for _, e := range effects {
+			if e.Forward != nil {
+				more = append(more, e.More)
+			}
+			if e.End {
+				end = append(end, true)
+			}
+		}
+		return
+	}
+	for _, last := range []int{200, 487} {
+		c := NewContext(true, [][]Target{targets(1, 1)})
+		c.Start()
+		more, end := flags(c.Response(0, res(200), false))
+		if !slices.Equal(more, []bool{true}) || len(end) != 0 {
+			t.Fatalf("first 2xx with a branch pending: more %v end %v", more, end)
+		}
+		more, end = flags(c.Response(1, res(last), false))
+		wantMore := []bool(nil)
+		if last == 200 {
+			wantMore = []bool{false}
+		}
+		if !slices.Equal(more, wantMore) || len(end) != 1 {
+			t.Fatalf("last branch's %d: more %v end %v, want forwarded %v and one end", last, more, end, wantMore)
+		}
+	}
+	c := NewContext(true, [][]Target{targets(1)})
+	c.Start()
+	if more, end := flags(c.Response(0, res(200), false)); !slices.Equal(more, []bool{false}) || len(end) != 0 {
+		t.Fatalf("a lone branch's 2xx: more %v end %v, want neither", more, end)
+	}
+}

@@ -48,6 +48,11 @@ func (p *Proxy) request(r *sipbus.Request) {
 			sip.NewHeader("Unsupported", strings.Join(missing, ", ")))
 		return
 	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	if !p.authorize(ctx, r) {
+		return
+	}
 	routed := p.popRoutes(r)
 	var groups [][]Target
 	var bindings map[string]store.Binding
@@ -116,7 +121,12 @@ func (p *Proxy) targets(r *sipbus.Request) ([][]Target, map[string]store.Binding
 		return nil, nil, false
 	}
 	if len(bs) == 0 {
-		p.reply(r, 404, "Not Found", "no binding for "+aor)
+		if p.users(r.Recipient.User) {
+			// A user of ours, not registered now (§21.4.18).
+			p.reply(r, 480, "Temporarily Unavailable", r.Recipient.User+" has no binding now")
+		} else {
+			p.reply(r, 404, "Not Found", "no binding for "+aor)
+		}
 		return nil, nil, false
 	}
 	store.SortByQ(bs)
@@ -212,8 +222,16 @@ func (c *call) apply(effects []Effect) {
 			if c.p.cfg.GroupTimeout > 0 && c.ctx.MoreGroups() {
 				c.group = c.p.clock.NewTimer(c.p.cfg.GroupTimeout)
 			}
+		case e.Forward != nil && e.More:
+			if err := c.r.RespondMore(e.Forward); err != nil {
+				c.p.log.Warn("relay failed", "code", e.Forward.StatusCode, "error", err)
+			}
 		case e.Forward != nil:
 			c.p.relay(c.r, e.Forward)
+		case e.End:
+			if err := c.r.End(); err != nil {
+				c.p.log.Warn("end of 2xx not sent", "error", err)
+			}
 		case e.Cancel != nil:
 			for _, id := range e.Cancel {
 				if id < len(c.txs) && c.txs[id] != nil {

@@ -1,48 +1,17 @@
 package registrar
 
 import (
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"strings"
-	"time"
 )
 
 // Config is the registrar's part of the command line: the seed's registration
-// and authentication flags, and the digest policy siphon adds.
+// flags. The --auth flags are every challenging role's (pkg/auth, role.Deps.Auth).
 type Config struct {
 	AutoAccept    bool
 	DefaultExpiry int
 	MinExpiry     int
 	MaxExpiry     int
-
-	Auth        bool
-	Realm       string
-	UsersFile   string
-	Algorithms  string
-	NonceTTL    time.Duration
-	MaxFailures int
-	Lockout     time.Duration
-
-	// Users is loaded by Validate: user → credentials.
-	Users map[string]Credentials
-}
-
-// Credentials is one user of the users file: a password, or precomputed HA1
-// values per algorithm (so the file need not hold the password).
-type Credentials struct {
-	Password string
-	HA1      map[string]string // algorithm (MD5, SHA-256, SHA-512-256) → hex HA1
-}
-
-// DefaultUsers are the lab's users when --auth is on and no --auth-users is
-// given, as siphond had built in.
-var DefaultUsers = map[string]Credentials{
-	"alice": {Password: "secret123"},
-	"bob":   {Password: "pass456"},
-	"test":  {Password: "test"},
 }
 
 // RegisterFlags adds the registrar's flags to fs.
@@ -51,101 +20,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.DefaultExpiry, "reg-default-expiry", 3600, "registration expiry when the request gives none, seconds")
 	fs.IntVar(&c.MinExpiry, "reg-min-expiry", 60, "shortest registration accepted (shorter gets 423), seconds")
 	fs.IntVar(&c.MaxExpiry, "reg-max-expiry", 86400, "longest registration granted (longer is lowered), seconds")
-	fs.BoolVar(&c.Auth, "auth", false, "require Digest authentication")
-	fs.StringVar(&c.Realm, "auth-realm", "siphond.local", "authentication realm")
-	fs.StringVar(&c.UsersFile, "auth-users", "", `users file, JSON {"user": "password"} or {"user": {"ha1": {"MD5": "hex", ...}}}; default: alice, bob, test`)
-	fs.StringVar(&c.Algorithms, "auth-algorithms", DefaultAlgorithms,
-		"digest algorithms offered, one challenge each, in this order; SHA-512-256,SHA-256,MD5 is RFC 8760's strongest-first")
-	fs.DurationVar(&c.NonceTTL, "auth-nonce-ttl", 5*time.Minute, "how long a nonce is good for; older ones get 401 with stale=true")
-	fs.IntVar(&c.MaxFailures, "auth-max-failures", 10, "failed authentications from one source or for one user before a lock-out")
-	fs.DurationVar(&c.Lockout, "auth-lockout", time.Minute, "how long a lock-out lasts (the failure window)")
 }
 
-var knownAlgorithms = map[string]bool{"MD5": true, "SHA-256": true, "SHA-512-256": true}
-
-// DefaultAlgorithms offers all three, MD5 first: SIPp 3.6.1 and many deployed
-// phones answer only the first challenge and give up when it is not MD5 (the
-// legacy UACs of RFC 8760 §2.6), and a test lab must let them register out of
-// the box. Clients that read every challenge pick the strongest they know;
-// --auth-algorithms SHA-512-256,SHA-256,MD5 gives the strongest-first order.
-const DefaultAlgorithms = "MD5,SHA-512-256,SHA-256"
-
-// AlgorithmList is --auth-algorithms split and upper-cased.
-func (c *Config) AlgorithmList() []string {
-	var out []string
-	for _, a := range strings.Split(c.Algorithms, ",") {
-		if a = strings.ToUpper(strings.TrimSpace(a)); a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// Validate implements role.Config: it checks the expiries and the digest policy
-// and loads the users file.
+// Validate implements role.Config: it checks the expiries.
 func (c *Config) Validate(map[string]bool) error {
 	if c.MinExpiry < 0 || c.MinExpiry > c.DefaultExpiry || c.DefaultExpiry > c.MaxExpiry {
 		return fmt.Errorf("registration expiries must satisfy 0 <= --reg-min-expiry (%d) <= --reg-default-expiry (%d) <= --reg-max-expiry (%d)",
 			c.MinExpiry, c.DefaultExpiry, c.MaxExpiry)
 	}
-	algs := c.AlgorithmList()
-	if len(algs) == 0 {
-		return errors.New("--auth-algorithms is empty: want some of SHA-512-256, SHA-256, MD5")
-	}
-	for _, a := range algs {
-		if !knownAlgorithms[a] {
-			return fmt.Errorf("--auth-algorithms: unknown algorithm %q (want SHA-512-256, SHA-256 or MD5)", a)
-		}
-	}
-	if c.NonceTTL <= 0 || c.Lockout <= 0 || c.MaxFailures <= 0 {
-		return errors.New("--auth-nonce-ttl, --auth-lockout and --auth-max-failures must be positive")
-	}
-	if c.Realm == "" || strings.ContainsAny(c.Realm, `"\`) {
-		return fmt.Errorf("--auth-realm %q: want a non-empty realm without quotes or backslashes", c.Realm)
-	}
-	users, err := LoadUsers(c.UsersFile)
-	if err != nil {
-		return err
-	}
-	c.Users = users
 	return nil
-}
-
-// LoadUsers reads a users file; an empty path gives DefaultUsers.
-func LoadUsers(path string) (map[string]Credentials, error) {
-	if path == "" {
-		return DefaultUsers, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--auth-users: %w", err)
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("--auth-users %s: want JSON {\"user\": \"password\"}: %w", path, err)
-	}
-	users := make(map[string]Credentials, len(raw))
-	for user, v := range raw {
-		var pw string
-		if json.Unmarshal(v, &pw) == nil {
-			users[user] = Credentials{Password: pw}
-			continue
-		}
-		var ha struct {
-			HA1 map[string]string `json:"ha1"`
-		}
-		if err := json.Unmarshal(v, &ha); err != nil || len(ha.HA1) == 0 {
-			return nil, fmt.Errorf("--auth-users %s: user %q: want a password string or {\"ha1\": {\"MD5\": \"hex\"}}", path, user)
-		}
-		creds := Credentials{HA1: map[string]string{}}
-		for alg, h := range ha.HA1 {
-			alg = strings.ToUpper(alg)
-			if !knownAlgorithms[alg] {
-				return nil, fmt.Errorf("--auth-users %s: user %q: unknown algorithm %q", path, user, alg)
-			}
-			creds.HA1[alg] = strings.ToLower(h)
-		}
-		users[user] = creds
-	}
-	return users, nil
 }

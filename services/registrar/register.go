@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
@@ -45,7 +46,7 @@ func (r *Registrar) register(req *sipbus.Request) {
 		r.reject(req, 400, "Bad Request", err.Error())
 		return
 	}
-	if r.cfg.Auth && !r.authenticate(ctx, req, aorUser, now) {
+	if r.auth != nil && !r.authenticate(ctx, req, aorUser, now) {
 		return
 	}
 	reg, query, res := r.registration(req, aor, now)
@@ -80,19 +81,19 @@ func (r *Registrar) register(req *sipbus.Request) {
 
 // authenticate answers 401/403 itself and reports whether req may go on.
 func (r *Registrar) authenticate(ctx context.Context, req *sipbus.Request, aorUser string, now time.Time) bool {
-	user, v, err := r.auth.check(ctx, req.Request, req.Remote, now)
+	user, v, err := r.auth.Check(ctx, auth.Server, req.Request, req.Remote, now, nil)
 	if err != nil {
 		r.log.Error("authentication store failed", "error", err)
 		r.reject(req, 500, "Server Internal Error", "authentication store unavailable")
 		return false
 	}
 	switch v {
-	case authLocked:
+	case auth.Locked:
 		r.reject(req, 403, "Forbidden", "too many failed authentications; try again later")
 		return false
-	case authChallenge, authStale:
+	case auth.Challenge, auth.Stale:
 		res := sipmsg.NewResponse(req.Request, 401, "Unauthorized", nil, r.ids)
-		for _, h := range r.auth.challenges(now, v == authStale) {
+		for _, h := range r.auth.Challenges(auth.Server, now, v == auth.Stale) {
 			res.AppendHeader(h)
 		}
 		r.respond(req, res)

@@ -5,8 +5,6 @@ package registrar
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
@@ -42,7 +41,8 @@ type Registrar struct {
 	userAgent string
 	loc       store.Location
 	backend   store.Backend
-	auth      *authenticator
+	authCfg   auth.Config
+	auth      *auth.Authenticator
 	ids       *ids.Generator
 	log       *slog.Logger
 	metrics   *obs.Metrics
@@ -65,26 +65,21 @@ func (r *Registrar) Config() role.Config { return &r.cfg }
 func (r *Registrar) use(d role.Deps) {
 	r.userAgent, r.backend, r.loc, r.metrics, r.clock = d.UserAgent, d.Store, d.Store.Location(), d.Metrics, d.Clock
 	r.ids, r.log = d.IDs(wire.RoleRegistrar), d.Log.With("role", wire.RoleRegistrar)
+	r.authCfg = d.Auth
 }
 
 func (r *Registrar) now() time.Time { return r.clock.Now() }
 
 // prepare loads the shared nonce secret, so every replica signs alike.
 func (r *Registrar) prepare(ctx context.Context) error {
-	if !r.cfg.Auth {
+	if !r.authCfg.Auth {
 		return nil
 	}
-	secret, err := r.backend.Secrets().Secret(ctx, "digest-nonce", 32)
+	a, err := auth.New(ctx, r.authCfg, r.backend)
 	if err != nil {
-		return fmt.Errorf("registrar: nonce secret: %w", err)
+		return fmt.Errorf("registrar: %w", err)
 	}
-	dummy := make([]byte, 16)
-	_, _ = rand.Read(dummy)
-	r.auth = &authenticator{
-		realm: r.cfg.Realm, algorithms: r.cfg.AlgorithmList(), users: r.cfg.Users,
-		nonceTTL: r.cfg.NonceTTL, maxFailures: int64(r.cfg.MaxFailures), lockout: r.cfg.Lockout,
-		secret: secret, eph: r.backend.Ephemeral(), dummy: hex.EncodeToString(dummy),
-	}
+	r.auth = a
 	return nil
 }
 

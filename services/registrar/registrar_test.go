@@ -3,8 +3,6 @@ package registrar
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,46 +35,6 @@ func TestAddressOfRecord(t *testing.T) {
 		if (err != nil) != tt.bad || got != tt.want {
 			t.Errorf("%s: got %q, %v; want %q", tt.to, got, err, tt.want)
 		}
-	}
-}
-
-func TestNonce(t *testing.T) {
-	a := &authenticator{realm: "r", secret: []byte("k"), nonceTTL: time.Minute}
-	now := time.Now()
-	n := a.nonce(now)
-	if g, f := a.checkNonce(n, now.Add(30*time.Second)); !g || !f {
-		t.Fatalf("own nonce: genuine %v fresh %v", g, f)
-	}
-	if g, f := a.checkNonce(n, now.Add(2*time.Minute)); !g || f {
-		t.Fatalf("old nonce: genuine %v fresh %v, want genuine and stale", g, f)
-	}
-	other := &authenticator{realm: "r", secret: []byte("other"), nonceTTL: time.Minute}
-	if g, _ := other.checkNonce(n, now); g {
-		t.Fatal("a nonce signed with another secret was accepted")
-	}
-	if g, _ := a.checkNonce(n[:len(n)-2]+"AA", now); g {
-		t.Fatal("a tampered nonce was accepted")
-	}
-}
-
-func TestLoadUsers(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(body), 0o600)
-		return p
-	}
-	users, err := LoadUsers(write("ok.json", `{"a": "pw", "b": {"ha1": {"md5": "ABC"}}}`))
-	if err != nil || users["a"].Password != "pw" || users["b"].HA1["MD5"] != "abc" {
-		t.Fatalf("users %+v, %v", users, err)
-	}
-	for name, body := range map[string]string{"bad.json": `{"a": 1}`, "alg.json": `{"a": {"ha1": {"SHA-1": "x"}}}`, "junk.json": `{`} {
-		if _, err := LoadUsers(write(name, body)); err == nil || !strings.Contains(err.Error(), "--auth-users") {
-			t.Errorf("%s: %v, want an --auth-users error", name, err)
-		}
-	}
-	if _, err := LoadUsers(filepath.Join(dir, "missing.json")); err == nil {
-		t.Error("missing users file accepted")
 	}
 }
 
