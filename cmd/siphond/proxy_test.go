@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // TestProxyCall: a caller calls a registered callee through siphond --mode
@@ -229,7 +234,12 @@ func registerBindings(t *testing.T, p *proc, user string, contacts ...string) {
 // the ringing branch is CANCELled (RFC 3261 §16.7 step 5 and 10) and the 603
 // reaches the caller once that branch is done (step 6: a 6xx wins).
 func TestProxyDecline(t *testing.T) {
-	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	url := testutil.NATSServer(t).URL
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--nats", url)
+	routed := make(chan *nats.Msg, 4)
+	if _, err := testutil.Conn(t, url).ChanSubscribe(wire.Event(wire.RoleProxy, wire.EventCallRouted), routed); err != nil {
+		t.Fatal(err)
+	}
 	ringing, declining := newUA(t, p.sip), newUA(t, p.sip)
 	registerBindings(t, p, "bob", "<sip:bob@"+ringing.addr+">", "<sip:bob@"+declining.addr+">")
 	caller := newUA(t, p.sip)
@@ -250,6 +260,26 @@ func TestProxyDecline(t *testing.T) {
 	ringing.answer(inv, 487, "Request Terminated", "ring1", nil, "")
 	ringing.request("ACK", 10*time.Second)
 	wantCode(t, caller.final("INVITE", cseq), 603)
+
+	// call.routed names the binding whose answer went up, and every one tried.
+	var ev wire.RouteEvent
+	select {
+	case m := <-routed:
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call.routed event")
+	}
+	if ev.Code != 603 || ev.Contact != "sip:bob@"+declining.addr || len(ev.Tried) != 2 || ev.Method != "INVITE" || ev.Target != "sip:bob@example.com" {
+		t.Fatalf("call.routed %+v: want 603 from sip:bob@%s, two tried", ev, declining.addr)
+	}
+	if n := p.counter(t, "siphon_proxy_forwarded_total", `method="INVITE"`); n != 2 {
+		t.Fatalf("siphon_proxy_forwarded_total{INVITE} %v, want 2 (one per branch)", n)
+	}
+	if n := p.counter(t, "siphon_sip_responses_total", `role="proxy"`, `method="INVITE"`, `code="603"`); n != 1 {
+		t.Fatalf("the proxy's 603s upstream: %v, want 1", n)
+	}
 }
 
 // TestProxyForkedAnswers: both of bob's phones answer the forked INVITE:
@@ -315,6 +345,9 @@ func TestProxyTimerC(t *testing.T) {
 	callee.answer(cancel, 200, "OK", "", nil, "")
 	callee.answer(inv, 487, "Request Terminated", "slow1", nil, "")
 	wantCode(t, caller.final("INVITE", cseq), 408)
+	if n := p.counter(t, "siphon_proxy_timer_c_total"); n != 1 {
+		t.Fatalf("siphon_proxy_timer_c_total %v, want 1", n)
+	}
 }
 
 // TestProxyOptions: in proxy mode an OPTIONS for a registered user is that

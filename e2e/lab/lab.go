@@ -145,6 +145,22 @@ func (l *Lab) SIPAddr(transport string) string {
 	return net.JoinHostPort(l.env["SIPHON_BIND_IP"], port)
 }
 
+// HostIP is the host's address on the lab's network: a UA on the host that
+// must be reached from inside the lab (a callee the proxy forwards to) binds
+// there, as 127.0.0.1 inside a container is the container itself.
+func (l *Lab) HostIP(ctx context.Context) (string, error) {
+	res, err := l.docker.NetworkInspect(ctx, l.Name+"_default", client.NetworkInspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("lab: network of %s: %w", l.Name, err)
+	}
+	for _, c := range res.Network.IPAM.Config {
+		if c.Gateway.Is4() {
+			return c.Gateway.String(), nil
+		}
+	}
+	return "", fmt.Errorf("lab: network %s_default has no IPv4 gateway", l.Name)
+}
+
 // MetricsURL is the edge's /metrics.
 func (l *Lab) MetricsURL() string {
 	return "http://" + net.JoinHostPort(l.env["SIPHON_BIND_IP"], l.env["SIPHON_METRICS_PORT"]) + "/metrics"

@@ -29,6 +29,8 @@ type Request struct {
 	Edge string
 	// Transport, Remote and Local describe how it arrived.
 	Transport, Remote, Local string
+	// Advertised is the edge's address as UAs reach it (--advertise), or "".
+	Advertised string
 	// Flow names the connection it came over (stream transports), else "".
 	Flow string
 	// Mode is the siphond mode of the edge that received it.
@@ -96,10 +98,13 @@ func (r *Request) headers(flag string) micro.RespondOpt {
 }
 
 // Reachable is the edge's address as the sender reached it, host:port, for a
-// Contact, a Record-Route or SDP: the edge's own (Local), or, when the edge
-// listens on every interface, the host the request was addressed to with the
-// edge's port.
+// Contact, a Record-Route or SDP: the edge's --advertise; else its own
+// (Local), or, when the edge listens on every interface, the host the request
+// was addressed to with the edge's port.
 func (r *Request) Reachable() string {
+	if r.Advertised != "" {
+		return r.Advertised
+	}
 	host, port, err := net.SplitHostPort(r.Local)
 	if err == nil && host != "" {
 		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
@@ -235,14 +240,15 @@ func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {
 	}
 	h := mr.Headers()
 	req := &Request{
-		Request:   sreq,
-		Edge:      h.Get(wire.HdrEdge),
-		Transport: h.Get(wire.HdrTransport),
-		Remote:    h.Get(wire.HdrRemote),
-		Local:     h.Get(wire.HdrLocal),
-		Flow:      h.Get(wire.HdrFlow),
-		Mode:      h.Get(wire.HdrMode),
-		Tx:        h.Get(wire.HdrTx),
+		Request:    sreq,
+		Edge:       h.Get(wire.HdrEdge),
+		Transport:  h.Get(wire.HdrTransport),
+		Remote:     h.Get(wire.HdrRemote),
+		Local:      h.Get(wire.HdrLocal),
+		Advertised: h.Get(wire.HdrAdvertise),
+		Flow:       h.Get(wire.HdrFlow),
+		Mode:       h.Get(wire.HdrMode),
+		Tx:         h.Get(wire.HdrTx),
 	}
 	if req.Transport != "" {
 		sreq.SetTransport(req.Transport)

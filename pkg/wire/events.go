@@ -72,3 +72,29 @@ type CallEvent struct {
 	Replica     string    `json:"replica"`
 	At          time.Time `json:"at"`
 }
+
+// The proxy's events (source RoleProxy), payload RouteEvent.
+const (
+	// EventCallRouted: a request out of a dialog was forwarded to the bindings
+	// of its target and its final response went upstream.
+	EventCallRouted = "call.routed"
+)
+
+// RouteEvent is the payload of a proxy event.
+type RouteEvent struct {
+	Event  string `json:"event"`
+	Method string `json:"method"`
+	CallID string `json:"call_id"`
+	From   string `json:"from"`
+	// Target is the Request-URI as received (the address-of-record called).
+	Target string `json:"target"`
+	// Contact is the binding whose response went upstream (for a 2xx, the
+	// one that answered); Tried every one forwarded to, in order.
+	Contact string   `json:"contact,omitempty"`
+	Tried   []string `json:"tried"`
+	// Code is the final response's status code upstream.
+	Code    int       `json:"code"`
+	Replica string    `json:"replica"`
+	At      time.Time `json:"at"`
+}
+

@@ -112,6 +112,10 @@ const (
 	HdrRemote = "Siphon-Remote"
 	// HdrLocal is the edge's own address the request arrived on, as host:port.
 	HdrLocal = "Siphon-Local"
+	// HdrAdvertise is the edge's address as UAs reach it (--advertise), when it
+	// differs from HdrLocal — behind NAT or a container's published port: what
+	// Record-Route, Contact and SDP must carry, and a Route naming it is ours.
+	HdrAdvertise = "Siphon-Advertise"
 	// HdrFlow names a connection-oriented flow at its edge as transport:remote
 	// (for example "tcp:10.0.0.7:49152"). Messages that must go back over that
 	// connection carry it, and are sent to the edge named by HdrEdge.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -18,6 +19,10 @@ type Config struct {
 	SIPSBind string
 	TLSCert  string
 	TLSKey   string
+	// Advertise and AdvertiseTLS are the edge's addresses as UAs reach them
+	// (NAT, a container's published ports), for Record-Route and Contact.
+	Advertise    string
+	AdvertiseTLS string
 	// ID names this edge on the bus; flows and bindings carry it.
 	ID string
 	// RoleTimeout is how long the edge waits for a role's next response before it
@@ -45,6 +50,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SIPSBind, "sips-bind", "0.0.0.0:5061", "TLS bind address; TLS is on when --tls-cert and --tls-key are given")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port UAs reach this edge's UDP and TCP at, when not the bind address (NAT, published container ports): put in Record-Route and Contact")
+	fs.StringVar(&c.AdvertiseTLS, "advertise-tls", "", "host:port UAs reach this edge's TLS at, when not --sips-bind")
 	fs.StringVar(&c.ID, "edge-id", host, "this edge's id on the bus, carried by flows and bindings; defaults to the host name")
 	fs.DurationVar(&c.RoleTimeout, "role-timeout", 5*time.Second, "how long the edge waits for a role's next response before answering 408")
 	fs.DurationVar(&c.TimerC, "timer-c", DefaultTimerC, "how long an INVITE may ring without a final response, reset by each provisional one; then it is CANCELled (RFC 3261 Timer C)")
@@ -66,6 +73,18 @@ func (c *Config) Validate(set map[string]bool) error {
 		}
 		if err := config.CheckHostPort(name, addr); err != nil {
 			return err
+		}
+	}
+	for name, addr := range map[string]string{"--advertise": c.Advertise, "--advertise-tls": c.AdvertiseTLS} {
+		if addr == "" {
+			continue
+		}
+		if err := config.CheckHostPort(name, addr); err != nil {
+			return err
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return fmt.Errorf("%s %s: name an address UAs can reach (a LAN address, a public one), not every interface", name, addr)
 		}
 	}
 	if c.ID == "" {

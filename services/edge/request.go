@@ -228,6 +228,13 @@ func (e *Edge) busHeader(req *sip.Request) nats.Header {
 	if transport != UDP {
 		h[wire.HdrFlow] = []string{wire.Flow(transport, req.Source())}
 	}
+	adv := e.cfg.Advertise
+	if transport == TLS {
+		adv = e.cfg.AdvertiseTLS
+	}
+	if adv != "" {
+		h[wire.HdrAdvertise] = []string{adv}
+	}
 	return h
 }
 

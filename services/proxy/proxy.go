@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/bus"
@@ -54,11 +56,15 @@ type Proxy struct {
 	auth      *auth.Authenticator // --auth: nil when off
 	users     func(string) bool   // whether a user is in --auth-users (404 or 480)
 
-	replica string
-	send    *uac.Client
-	svc     *sipbus.Service
-	sub     *nats.Subscription
-	calls   sync.Map // Siphon-Tx → *call: INVITEs this replica is forwarding
+	replica   string
+	publish   func(*nats.Msg) error
+	forwarded *prometheus.CounterVec // requests forwarded, by method (each branch; ACKs too)
+	branches  prometheus.Histogram   // branches per forwarded INVITE
+	timerC    prometheus.Counter     // branches that ended by the edge's Timer C
+	send      *uac.Client
+	svc       *sipbus.Service
+	sub       *nats.Subscription
+	calls     sync.Map // Siphon-Tx → *call: INVITEs this replica is forwarding
 }
 
 // Name implements role.Role.
@@ -87,6 +93,10 @@ func (p *Proxy) Start(ctx context.Context, d role.Deps) error {
 		}
 		p.auth = a
 	}
+	if err := p.registerMetrics(); err != nil {
+		return err
+	}
+	p.publish = d.NATS.PublishMsg
 	client, err := uac.New(d.NATS)
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
@@ -116,6 +126,38 @@ func (p *Proxy) Stop(ctx context.Context) error {
 	err := p.svc.Stop(ctx)
 	_ = p.send.Close()
 	return err
+}
+
+func (p *Proxy) registerMetrics() error {
+	p.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "siphon_proxy_forwarded_total", Help: "Requests the proxy forwarded, by method: one per branch, ACKs included.",
+	}, []string{"method"})
+	p.branches = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "siphon_proxy_invite_branches", Help: "Branches per INVITE the proxy forwarded (forks and serial groups).",
+		Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16},
+	})
+	p.timerC = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "siphon_proxy_timer_c_total", Help: "INVITE branches ended by Timer C (CANCELled, 408 made by the edge).",
+	})
+	for _, c := range []prometheus.Collector{p.forwarded, p.branches, p.timerC} {
+		if err := p.metrics.Registry.Register(c); err != nil {
+			return fmt.Errorf("proxy: metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// announce publishes call.routed for a request forwarded to bindings once its
+// final response has gone upstream.
+func (p *Proxy) announce(ev wire.RouteEvent) {
+	ev.Event, ev.Replica, ev.At = wire.EventCallRouted, p.replica, p.clock.Now()
+	data, err := json.Marshal(ev)
+	if err == nil {
+		err = p.publish(&nats.Msg{Subject: wire.Event(wire.RoleProxy, wire.EventCallRouted), Data: data})
+	}
+	if err != nil {
+		p.log.Warn("event not published", "event", ev.Event, "error", err)
+	}
 }
 
 // fromReplicaSubject takes the caller's CANCEL for an INVITE this replica
@@ -158,12 +200,15 @@ func (p *Proxy) ours(r *sipbus.Request, host string, port int) bool {
 	if p.cfg.isDomain(host) {
 		return true
 	}
+	if port == 0 {
+		port = sip.DefaultPort(r.Transport)
+	}
+	if ahost, aport, err := net.SplitHostPort(r.Advertised); err == nil && strings.EqualFold(host, ahost) && strconv.Itoa(port) == aport {
+		return true // the edge's --advertise
+	}
 	lhost, lport, err := net.SplitHostPort(r.Local)
 	if err != nil {
 		return false
-	}
-	if port == 0 {
-		port = sip.DefaultPort(r.Transport)
 	}
 	if strconv.Itoa(port) != lport {
 		return false

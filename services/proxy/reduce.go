@@ -21,8 +21,10 @@ type Target struct {
 type Effect struct {
 	// Start forwards the request to these targets, one branch each (§16.6).
 	Start []Target
-	// Forward sends this response upstream, to the caller (§16.7 step 9).
+	// Forward sends this response upstream, to the caller (§16.7 step 9);
+	// Branch is the branch it came from.
 	Forward *sip.Response
+	Branch  int
 	// More goes with a forwarded 2xx while other branches are pending: their
 	// 2xx may follow it (wire.HdrMore).
 	More bool
@@ -105,7 +107,7 @@ func (c *Context) Response(id int, res *sip.Response, made bool) []Effect {
 		if code == 100 || c.done {
 			return nil
 		}
-		return []Effect{{Forward: res}}
+		return []Effect{{Forward: res, Branch: id}}
 	// Every 2xx goes upstream, also one after the first (another fork's), and
 	// stops the rest (§16.7 step 5 and step 10).
 	case code < 300:
@@ -114,7 +116,7 @@ func (c *Context) Response(id int, res *sip.Response, made bool) []Effect {
 		}
 		c.done, c.stopped = true, true
 		more := c.pending() > 0
-		out := append([]Effect{{Forward: res, More: more}}, c.cancelPending()...)
+		out := append([]Effect{{Forward: res, Branch: id, More: more}}, c.cancelPending()...)
 		if c.more && !more {
 			c.more = false
 			out = append(out, Effect{End: true})
@@ -145,7 +147,8 @@ func (c *Context) Response(id int, res *sip.Response, made bool) []Effect {
 		return append(out, start...)
 	}
 	c.done = true
-	return append(out, Effect{Forward: c.best()})
+	best, from := c.best()
+	return append(out, Effect{Forward: best, Branch: from})
 }
 
 // Cancel takes the caller's CANCEL (§16.10): every pending branch is
@@ -177,11 +180,12 @@ func (c *Context) cancelPending() []Effect {
 
 // best is the response step 6 chooses among the branches' finals, with the
 // challenges of every 401/407 merged into it (step 7).
-func (c *Context) best() *sip.Response {
+func (c *Context) best() (*sip.Response, int) {
 	var chosen *branchState
-	for _, b := range c.branches {
+	from := 0
+	for i, b := range c.branches {
 		if b.final != nil && (chosen == nil || better(b, chosen)) {
-			chosen = b
+			chosen, from = b, i
 		}
 	}
 	res := chosen.final
@@ -194,7 +198,7 @@ func (c *Context) best() *sip.Response {
 		res = res.Clone()
 		res.StatusCode, res.Reason = 500, "Server Internal Error"
 	}
-	return res
+	return res, from
 }
 
 // better applies step 6: a 6xx wins; otherwise the lowest class; within 4xx,

@@ -17,6 +17,7 @@ import (
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/uac"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // request serves every proxied method (RFC 3261 §16): validated (§16.3), our
@@ -64,7 +65,7 @@ func (p *Proxy) request(r *sipbus.Request) {
 			return
 		}
 	}
-	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings, loopKey: loopKey,
+	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings, loopKey: loopKey, target: r.Recipient.String(),
 		events: make(chan event, 16), cancelled: make(chan struct{})}
 	if r.IsInvite() {
 		p.relay(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
@@ -145,10 +146,13 @@ type call struct {
 	r        *sipbus.Request
 	ctx      *Context
 	bindings map[string]store.Binding
+	target   string          // the Request-URI as received
 	loopKey  string          // of the request as received: every branch carries it (§16.6 step 8)
 	group    clockwork.Timer // the current serial group's --fork-group-timeout, if one follows
 
 	txs       []*uac.Tx
+	tried     []string // the targets' URIs, by branch
+	announced bool     // call.routed went out
 	events    chan event
 	cancelled chan struct{}
 	once      sync.Once
@@ -172,6 +176,9 @@ func (c *call) run() {
 		}
 		if c.group != nil {
 			c.group.Stop()
+		}
+		if c.r.IsInvite() {
+			c.p.branches.Observe(float64(len(c.txs)))
 		}
 	}()
 	c.apply(c.ctx.Start())
@@ -202,6 +209,9 @@ func (c *call) run() {
 			if ev.res.StatusCode >= 200 {
 				finals[ev.branch] = true
 			}
+			if ev.res.Synthesized == wire.ErrTimerC {
+				c.p.timerC.Inc()
+			}
 			c.apply(c.ctx.Response(ev.branch, ev.res.Response, ev.res.Synthesized != ""))
 		}
 	}
@@ -226,8 +236,10 @@ func (c *call) apply(effects []Effect) {
 			if err := c.r.RespondMore(e.Forward); err != nil {
 				c.p.log.Warn("relay failed", "code", e.Forward.StatusCode, "error", err)
 			}
+			c.routed(e)
 		case e.Forward != nil:
 			c.p.relay(c.r, e.Forward)
+			c.routed(e)
 		case e.End:
 			if err := c.r.End(); err != nil {
 				c.p.log.Warn("end of 2xx not sent", "error", err)
@@ -246,12 +258,28 @@ func (c *call) apply(effects []Effect) {
 	}
 }
 
+// routed announces the first final response upstream of a request forwarded
+// to bindings (call.routed).
+func (c *call) routed(e Effect) {
+	if c.announced || c.bindings == nil || e.Forward.StatusCode < 200 {
+		return
+	}
+	c.announced = true
+	ev := wire.RouteEvent{Method: string(c.r.Method), CallID: c.r.CallID().Value(), From: c.r.From().Address.String(),
+		Target: c.target, Tried: c.tried, Code: e.Forward.StatusCode}
+	if e.Branch < len(c.tried) {
+		ev.Contact = c.tried[e.Branch]
+	}
+	c.p.announce(ev)
+}
+
 // start forwards the request to t as a new branch (§16.6): a copy with the
 // target as Request-URI (unless t keeps it), Record-Route with the edge it
 // came through, the binding's Path as Route; sent over the binding's own
 // connection when it registered over one.
 func (c *call) start(t Target) {
 	id := len(c.txs)
+	c.tried = append(c.tried, t.URI)
 	req := c.r.Request.Clone()
 	via := uac.Via{}
 	if t.URI != "" {
@@ -289,6 +317,7 @@ func (c *call) start(t Target) {
 		c.fail(id, 503)
 		return
 	}
+	c.p.forwarded.WithLabelValues(string(req.Method)).Inc()
 	c.readers++
 	go func() {
 		defer tx.Close()
@@ -323,5 +352,7 @@ func (p *Proxy) ack(r *sipbus.Request) {
 	defer cancel()
 	if err := p.send.Stateless(ctx, r.Request, uac.Via{}); err != nil {
 		p.log.Info("ACK not forwarded", "call_id", r.CallID().Value(), "error", err)
+		return
 	}
+	p.forwarded.WithLabelValues("ACK").Inc()
 }
