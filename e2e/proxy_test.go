@@ -1,0 +1,218 @@
+package e2e_test
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/siphon-lab/siphon/e2e/lab"
+	"github.com/siphon-lab/siphon/pkg/testutil"
+)
+
+// TestProxyLab runs the proxy profile once for every proxy suite test: SIPp
+// phones on the host register through the lab's edge and call each other
+// through the proxy, with two proxy replicas, one of which is killed twice.
+// The phones bind the host's address on the lab network: the edge in its
+// container reaches them there (127.0.0.1 would be its own).
+func TestProxyLab(t *testing.T) {
+	ctx := context.Background()
+	l := upLab(t, "proxy", map[string]string{
+		"SIPHON_DOMAIN": "example.com",
+		// How soon the edge notices a proxy replica gone: the bounds below are 10 of these.
+		"SIPHON_SENDER_CHECK": "1s",
+	})
+	host, err := l.HostIP(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := phones{t: t, l: l, host: host}
+
+	t.Run("two phones register and call", func(t *testing.T) {
+		ph.t = t
+		bob, alice := ph.port(), ph.port()
+		ph.register("bob", bob)
+		ph.register("alice", alice)
+		callee := ph.sipp("../bench/sipp/proxy-uas.xml", bob, 5)
+		ph.call("../bench/sipp/proxy-uac.xml", alice, "bob", 5, "-d", "500").mustPass(t, 5)
+		ph.passed(callee, "bob")
+	})
+
+	t.Run("fork to three phones", func(t *testing.T) {
+		ph.t = t
+		ports := []int{ph.port(), ph.port(), ph.port()}
+		for _, p := range ports {
+			ph.register("carol", p)
+		}
+		answers := ph.sipp("../bench/sipp/proxy-uas.xml", ports[0], 1)
+		ring1 := ph.sipp("testdata/ring.xml", ports[1], 1)
+		ring2 := ph.sipp("testdata/ring.xml", ports[2], 1)
+		ph.call("../bench/sipp/proxy-uac.xml", ph.port(), "carol", 1, "-d", "500").mustPass(t, 1)
+		ph.passed(answers, "carol's phone that answered")
+		ph.passed(ring1, "carol's first ringing phone") // each got the CANCEL
+		ph.passed(ring2, "carol's second ringing phone")
+	})
+
+	if err := l.Scale(ctx, "proxy", 2); err != nil {
+		t.Fatal(err)
+	}
+	replicas, err := l.Replicas(ctx, "proxy")
+	if err != nil || len(replicas) != 2 {
+		t.Fatalf("proxy replicas: %v %v", replicas, err)
+	}
+
+	t.Run("a proxy replica killed with 40 calls up", func(t *testing.T) {
+		ph.t = t
+		const calls = 40
+		dave := ph.port()
+		ph.register("dave", dave)
+		callee := ph.sipp("../bench/sipp/proxy-uas.xml", dave, calls)
+		answered := ph.edgeCount("INVITE", "200")
+		done := make(chan sippResult, 1)
+		go func() { done <- ph.call("../bench/sipp/proxy-uac.xml", ph.port(), "dave", calls, "-d", "8000", "-r", "20") }()
+		ph.await(func() bool { return ph.edgeCount("INVITE", "200")-answered >= calls }, "every call answered")
+		victim := replicas[0]
+		if err := l.Kill(ctx, "proxy", victim.Number); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d calls up; killed %s", calls, victim.Name)
+		(<-done).mustPass(t, calls) // every BYE → 200, through the surviving replica
+		ph.passed(callee, "dave")
+		if err := l.Start(ctx, "proxy", victim.Number); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("a proxy replica killed with 20 calls ringing", func(t *testing.T) {
+		ph.t = t
+		const calls = 20
+		// Every ringing call is held by the replica that will die: the other
+		// one is stopped while they are set up, and started again before the kill.
+		holder, other := replicas[0], replicas[1]
+		if err := l.Stop(ctx, "proxy", other.Number); err != nil {
+			t.Fatal(err)
+		}
+		erin := ph.port()
+		ph.register("erin", erin)
+		callees := ph.sipp("testdata/ring.xml", erin, calls)
+		rung := ph.edgeCount("INVITE", "180")
+		done := make(chan sippResult, 1)
+		go func() { done <- ph.call("testdata/caller-fails.xml", ph.port(), "erin", calls, "-r", "20") }()
+		ph.await(func() bool { return ph.edgeCount("INVITE", "180")-rung >= calls }, "every call ringing")
+		if err := l.Start(ctx, "proxy", other.Number); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Kill(ctx, "proxy", holder.Number); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		res := <-done
+		res.mustPass(t, calls) // every caller got its final response (500 from the edge)
+		ended := time.Since(killed)
+		ph.passed(callees, "erin's phones") // every one got its CANCEL
+		t.Logf("%d ringing calls held by %s: every caller answered and every callee CANCELled %v after the kill", calls, holder.Name, ended.Round(time.Millisecond))
+		// The issue's bound: 10 s, ten of the edge's --sender-check periods.
+		if ended > 10*time.Second {
+			t.Fatalf("callers answered %v after the kill, want within 10s", ended)
+		}
+	})
+}
+
+// phones runs SIPp phones on the host against a lab.
+type phones struct {
+	t    *testing.T
+	l    *lab.Lab
+	host string
+}
+
+// port is a free UDP port on the host's lab address.
+func (p phones) port() int {
+	p.t.Helper()
+	c, err := net.ListenPacket("udp", net.JoinHostPort(p.host, "0"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// register binds user@example.com to the phone at port.
+func (p phones) register(user string, port int) {
+	p.t.Helper()
+	res := p.run("../bench/sipp/proxy-register.xml", port, user, 1)
+	res.mustPass(p.t, 1)
+}
+
+// sipp starts a SIPp phone at port that takes calls calls.
+func (p phones) sipp(scenario string, port, calls int) *testutil.Proc {
+	p.t.Helper()
+	path, _ := filepath.Abs(scenario)
+	bin := testutil.Binary(p.t, "sipp", "sip-tester")
+	return testutil.Process(p.t, bin, "-sf", path, "-i", p.host, "-p", strconv.Itoa(port), "-m", strconv.Itoa(calls),
+		"-nostdin", "-timeout", "90s", "-timeout_error")
+}
+
+// call makes calls to user from the phone at port, through the edge.
+func (p phones) call(scenario string, port int, user string, calls int, extra ...string) sippResult {
+	p.t.Helper()
+	return p.run(scenario, port, user, calls, extra...)
+}
+
+func (p phones) run(scenario string, port int, service string, calls int, extra ...string) sippResult {
+	p.t.Helper()
+	path, _ := filepath.Abs(scenario)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := append([]string{"-sf", path, "-s", service, "-m", strconv.Itoa(calls), "-i", p.host, "-p", strconv.Itoa(port),
+		"-nostdin", "-timeout", "90s", "-timeout_error"}, extra...)
+	cmd := exec.CommandContext(ctx, "sipp", append(args, p.l.SIPAddr("udp"))...)
+	cmd.Dir = p.t.TempDir()
+	out, _ := cmd.CombinedOutput()
+	return sippResult{out: string(out)}
+}
+
+// passed waits for a SIPp phone to end and requires its scenario to have passed.
+func (p phones) passed(proc *testutil.Proc, name string) {
+	p.t.Helper()
+	select {
+	case <-proc.Done():
+		if err := proc.Err(); err != nil {
+			p.t.Fatalf("SIPp %s failed its scenario: %v", name, err)
+		}
+	case <-time.After(100 * time.Second): // its -timeout ends it before
+		p.t.Fatalf("SIPp %s still running", name)
+	}
+}
+
+// edgeCount is how many code responses to method the edge has sent.
+func (p phones) edgeCount(method, code string) float64 {
+	v, _ := testutil.Metric(p.t, p.l.MetricsURL(), "siphon_sip_responses_total", `role="edge"`, `method="`+method+`"`, `code="`+code+`"`)
+	return v
+}
+
+// await polls cond (a metric over HTTP) until it holds; SIPp's -timeout bounds the calls behind it.
+func (p phones) await(cond func() bool, what string) {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no %s within 60s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sippResult is what a SIPp client run printed.
+type sippResult struct{ out string }
+
+func (r sippResult) mustPass(t *testing.T, calls int) {
+	t.Helper()
+	if !regexp.MustCompile(`Successful call\s+\|\s+\d+\s+\|\s+`+strconv.Itoa(calls)+`\s`).MatchString(r.out) ||
+		!regexp.MustCompile(`Failed call\s+\|\s+\d+\s+\|\s+0\s`).MatchString(r.out) {
+		t.Fatalf("SIPp: want %d successful calls, none failed:\n%s", calls, testutil.Tail(r.out, 3000))
+	}
+}
