@@ -29,7 +29,7 @@ import (
 // params is one benchmark run.
 type params struct {
 	siphond, sippDir, kamailioCfg string
-	mode                          string // minimal (OPTIONS), registrar (REGISTER) or calls (INVITE-ACK-BYE)
+	mode                          string // minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE) or proxy (calls through to a registered SIPp)
 	auth                          bool
 	users                         int
 	work                          string // scratch directory: users files
@@ -40,14 +40,14 @@ func main() {
 	var p params
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
-	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio/registrar.cfg", "Kamailio registrar configuration")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER) or calls (INVITE-ACK-BYE against call-server)")
+	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio", "directory of the Kamailio configurations (registrar.cfg, proxy.cfg)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server) or proxy (calls through the proxy to a registered SIPp uas)")
 	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
 	flag.BoolVar(&p.auth, "auth", false, "registrar: digest authentication on (each registration is 401 then 200)")
 	flag.IntVar(&p.users, "users", 150000, "registrar: distinct users in the SIPp CSV")
 	rates := flag.String("rates", "2000,4000,6000,8000,10000,12000", "call rates to try, ascending")
 	duration := flag.Duration("duration", 10*time.Second, "length of each rate step")
-	setups := flag.String("setups", "embedded,multi", "set-ups to measure: embedded, multi, kamailio (registrar mode), sipp-uas (calls mode: SIPp's own uas, the tool's ceiling)")
+	setups := flag.String("setups", "embedded,multi", "set-ups to measure: embedded, multi, kamailio (registrar and proxy modes), sipp-uas (calls mode: SIPp's own uas, the tool's ceiling)")
 	out := flag.String("out", "", "also write the report (markdown) to this file")
 	flag.Parse()
 	if err := run(p, *rates, *setups, *duration, *out); err != nil {
@@ -126,9 +126,14 @@ func (p params) load() (loadSpec, error) {
 		return loadSpec{scenario: filepath.Join(p.sippDir, "call.xml"), unit: "call",
 			args:     []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
 			describe: fmt.Sprintf("SIPp calls: INVITE with SDP, 100/180/200, ACK, %v, BYE (response time: INVITE to 200)", p.callLength)}, nil
+	case "proxy":
+		return loadSpec{scenario: filepath.Join(p.sippDir, "proxy-uac.xml"), unit: "call",
+			args: []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
+			describe: fmt.Sprintf("SIPp calls to sip:siphond@example.com through the proxy to a registered SIPp uas (bench/sipp/proxy-uas.xml, "+
+				"Record-Route echoed): INVITE with SDP, 100/180/200, ACK and BYE along the route set, %v calls (response time: INVITE to 200)", p.callLength)}, nil
 	case "registrar":
 	default:
-		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar or calls", p.mode)
+		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar, calls or proxy", p.mode)
 	}
 	csv := filepath.Join(p.work, "users.csv")
 	users := filepath.Join(p.work, "users.json")
@@ -166,12 +171,15 @@ type setup struct {
 	describe string
 	sip      string
 	procs    []*exec.Cmd
+	// peers run beside the set-up (the callee behind a proxy): stopped with
+	// it, their CPU not counted.
+	peers []*exec.Cmd
 }
 
 // stop kills every process of the set-up with its children: each runs in its
 // own process group, because Kamailio's workers outlive a killed main process.
 func (s *setup) stop() {
-	for _, p := range s.procs {
+	for _, p := range append(s.procs, s.peers...) {
 		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 		_ = p.Wait()
 	}
@@ -184,6 +192,9 @@ func (p params) startSetup(name string) (*setup, error) {
 		siphondMode = "call-server"
 	}
 	common := []string{"--mode", siphondMode, "--log-level", "warn"}
+	if p.mode == "proxy" {
+		common = append(common, "--domain", "example.com")
+	}
 	if p.mode == "registrar" && p.auth {
 		common = append(common, "--auth", "--auth-users", filepath.Join(p.work, "users.json"), "--auth-max-failures", "1000000")
 	}
@@ -214,9 +225,9 @@ func (p params) startSetup(name string) (*setup, error) {
 			return nil, fmt.Errorf("%w (apt-get install nats-server)", err)
 		}
 		waitTCP(natsAddr)
-		role, shared := "uas", []string{"--nats", "nats://" + natsAddr}
+		roles, shared := []string{"uas"}, []string{"--nats", "nats://" + natsAddr}
 		s.describe = "nats-server + siphond --role edge + siphond --role uas"
-		if p.mode == "registrar" || p.mode == "calls" {
+		if p.mode == "registrar" || p.mode == "calls" || p.mode == "proxy" {
 			redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 			_, rport, _ := net.SplitHostPort(redisAddr)
 			if err := spawn("redis-server", "--bind", "127.0.0.1", "--port", rport, "--save", "", "--appendonly", "no", "--dir", p.work); err != nil {
@@ -224,24 +235,39 @@ func (p params) startSetup(name string) (*setup, error) {
 			}
 			waitTCP(redisAddr)
 			shared = append(shared, "--redis", "redis://"+redisAddr+"/0")
-			if p.mode == "registrar" {
-				role = "registrar"
+			switch p.mode {
+			case "registrar":
+				roles = []string{"registrar"}
+			case "proxy":
+				roles = []string{"registrar", "proxy"}
 			}
-			s.describe = "nats-server + redis-server + siphond --role edge + siphond --role " + role
+			s.describe = "nats-server + redis-server + siphond --role edge"
+			for _, r := range roles {
+				s.describe += " + siphond --role " + r
+			}
 		}
-		me, mr := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
+		me := fmt.Sprintf("127.0.0.1:%d", freePort())
 		if err := spawn(p.siphond, append(append(common, shared...), "--role", "edge", "--udp-bind", sipAddr, "--tcp-bind", "", "--metrics-bind", me)...); err != nil {
 			return nil, err
 		}
-		if err := spawn(p.siphond, append(append(common, shared...), "--role", role, "--metrics-bind", mr)...); err != nil {
-			return nil, err
+		ready = append(ready, me)
+		for _, r := range roles {
+			mr := fmt.Sprintf("127.0.0.1:%d", freePort())
+			if err := spawn(p.siphond, append(append(common, shared...), "--role", r, "--metrics-bind", mr)...); err != nil {
+				return nil, err
+			}
+			ready = append(ready, mr)
 		}
-		ready = append(ready, me, mr)
 	case "kamailio":
-		if p.mode != "registrar" {
-			return nil, errors.New("the kamailio set-up is a registrar: use --mode registrar")
+		cfg := "registrar.cfg"
+		switch p.mode {
+		case "registrar":
+		case "proxy":
+			cfg = "proxy.cfg"
+		default:
+			return nil, errors.New("the kamailio set-up is a registrar or a proxy: use --mode registrar or --mode proxy")
 		}
-		args := []string{"-DD", "-E", "-f", p.kamailioCfg, "-l", "udp:" + sipAddr, "-n", strconv.Itoa(runtime.NumCPU()),
+		args := []string{"-DD", "-E", "-f", filepath.Join(p.kamailioCfg, cfg), "-l", "udp:" + sipAddr, "-n", strconv.Itoa(runtime.NumCPU()),
 			"-w", p.work, "-P", filepath.Join(p.work, "kamailio.pid"), "-m", "512", "-M", "32"}
 		if p.auth {
 			args = append(args, "-A", "WITH_AUTH")
@@ -249,7 +275,7 @@ func (p params) startSetup(name string) (*setup, error) {
 		if err := spawn("kamailio", args...); err != nil {
 			return nil, fmt.Errorf("%w (apt-get install kamailio)", err)
 		}
-		s.describe = fmt.Sprintf("Kamailio %s, usrloc in memory (bench/kamailio/registrar.cfg), %d children", kamailioVersion(), runtime.NumCPU())
+		s.describe = fmt.Sprintf("Kamailio %s, usrloc in memory (bench/kamailio/%s), %d children", kamailioVersion(), cfg, runtime.NumCPU())
 		if err := waitSIP(sipAddr); err != nil {
 			s.stop()
 			return nil, err
@@ -281,7 +307,37 @@ func (p params) startSetup(name string) (*setup, error) {
 			return nil, err
 		}
 	}
+	if p.mode == "proxy" {
+		if err := p.startCallee(s); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startCallee registers sip:siphond@example.com at a SIPp uas of its own and
+// starts that uas: every call of the load goes through the proxy to it.
+func (p params) startCallee(s *setup) error {
+	port := strconv.Itoa(freePort())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	reg := exec.CommandContext(ctx, "sipp", "-sf", filepath.Join(p.sippDir, "proxy-register.xml"), "-s", "siphond", "-m", "1",
+		"-i", "127.0.0.1", "-p", port, "-nostdin", "-timeout", "10s", "-timeout_error", s.sip)
+	reg.Dir = p.work
+	if out, err := reg.CombinedOutput(); err != nil {
+		return fmt.Errorf("register the callee: %w\n%s", err, tail(string(out), 1500))
+	}
+	cmd := exec.Command("sipp", "-sf", filepath.Join(p.sippDir, "proxy-uas.xml"), "-i", "127.0.0.1", "-p", port,
+		"-nostdin", "-buff_size", "4194304")
+	cmd.Dir = p.work
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the callee: %w", err)
+	}
+	s.peers = append(s.peers, cmd)
+	s.describe += "; callee: SIPp " + sippVersion() + " bench/sipp/proxy-uas.xml (not counted)"
+	return waitBound("127.0.0.1:" + port)
 }
 
 // result is one rate step.

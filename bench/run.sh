@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%d-%H%M%S).md"
-(cd bench && go run . -siphond ../bin/siphond -sipp sipp -kamailio kamailio/registrar.cfg -out "../$out" "$@")
+(cd bench && go run . -siphond ../bin/siphond -sipp sipp -kamailio kamailio -out "../$out" "$@")
 echo "report: $out"

@@ -176,7 +176,8 @@ func (a *Authenticator) Consume(kind Kind, req *sip.Request) {
 	if len(keep) == len(hs) {
 		return
 	}
-	req.RemoveHeader(name)
+	for req.RemoveHeader(name) { // one at a time: sipgo removes the first
+	}
 	for _, v := range keep {
 		req.AppendHeader(sip.NewHeader(name, v))
 	}

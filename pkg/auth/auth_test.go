@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 func TestNonce(t *testing.T) {
@@ -47,5 +49,20 @@ func TestLoadUsers(t *testing.T) {
 	}
 	if _, err := LoadUsers(filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("missing users file accepted")
+	}
+}
+
+// TestConsume: only our realm's credentials are taken off; another proxy's
+// stay, in order.
+func TestConsume(t *testing.T) {
+	a := &Authenticator{realm: "ours"}
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "bob", Host: "example.com"})
+	for _, realm := range []string{"up", "ours", "down"} {
+		req.AppendHeader(sip.NewHeader("Proxy-Authorization", `Digest username="u", realm="`+realm+`", nonce="n", uri="sip:bob@example.com", response="r"`))
+	}
+	a.Consume(Proxy, req)
+	hs := req.GetHeaders("Proxy-Authorization")
+	if len(hs) != 2 || !strings.Contains(hs[0].Value(), `"up"`) || !strings.Contains(hs[1].Value(), `"down"`) {
+		t.Fatalf("after Consume: %v, want the up and down realms' credentials", hs)
 	}
 }

@@ -93,8 +93,12 @@ type Stream struct {
 	once  sync.Once
 }
 
+// ErrClosed is what Next returns once the stream is closed.
+var ErrClosed = errors.New("bus: stream closed")
+
 // Next waits for the next reply. It returns ErrNoResponders when nobody listened,
-// and ctx's error when ctx ends first.
+// ErrClosed once another goroutine closed the stream, and ctx's error when ctx
+// ends first.
 func (st *Stream) Next(ctx context.Context) (*nats.Msg, error) {
 	select {
 	case m := <-st.c:
@@ -102,6 +106,8 @@ func (st *Stream) Next(ctx context.Context) (*nats.Msg, error) {
 			return nil, ErrNoResponders
 		}
 		return m, nil
+	case <-st.done:
+		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -97,4 +97,3 @@ type RouteEvent struct {
 	Replica string    `json:"replica"`
 	At      time.Time `json:"at"`
 }
-

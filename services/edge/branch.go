@@ -70,9 +70,9 @@ func (e *Edge) sendRequest(req *sip.Request, reply string) {
 			_ = b.cancel(cancelAskerGone, `SIP;cause=503;text="the role replica that placed the call is gone"`)
 		})
 		b.mu.Unlock()
-		// In Accepted, sipgo hands each further 2xx (another fork's, or a
-		// retransmission) to this hook only.
-		tx.OnRetransmission(b.relay)
+		// In Accepted, sipgo hands each further 2xx (a retransmission, or
+		// another fork's from a forking proxy downstream) to this hook only.
+		tx.OnRetransmission(b.accepted)
 	}
 	defer b.stopTimers()
 	for {
@@ -124,6 +124,24 @@ func (b *branch) received(res *sip.Response) {
 	}
 	if end {
 		b.end()
+	}
+}
+
+// accepted takes a 2xx after the first. Of a request the role forwarded (a Via
+// below the edge's), it goes upstream statelessly along the Vias, as RFC 6026
+// §7.2 has a proxy do: the caller re-ACKs a retransmission, so an ACK lost on
+// the way to the callee is sent again, and the role need not keep reading its
+// branches until Timer M. Of a request the role made, it goes to the role,
+// whose UAC ACKs it (RFC 3261 §13.2.2.4).
+func (b *branch) accepted(res *sip.Response) {
+	if len(b.req.GetHeaders("Via")) < 2 {
+		b.relay(res)
+		return
+	}
+	up := res.Clone()
+	up.RemoveHeader("Via") // the first one only: the edge's own
+	if err := b.e.sendResponse(up, nil); err != nil {
+		b.e.log.Info("2xx retransmission not forwarded upstream", "branch", b.id, "error", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
@@ -93,7 +94,8 @@ func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 	if len(keep) == len(routes) {
 		return len(routes) > 0
 	}
-	r.RemoveHeader("Route")
+	for r.RemoveHeader("Route") { // one at a time: sipgo removes the first
+	}
 	for _, h := range keep {
 		r.AppendHeader(sip.NewHeader("Route", h.Value()))
 	}
@@ -183,7 +185,20 @@ func (c *call) run() {
 	}()
 	c.apply(c.ctx.Start())
 	finals := map[int]bool{}
+	closed := false
 	for c.readers > 0 {
+		if !closed && c.ctx.Done() {
+			// The final response is upstream and every branch has its own:
+			// nothing more is the proxy's to decide. A 2xx retransmission
+			// goes upstream from the edge, statelessly (RFC 6026 §7.2), so
+			// the streams need not be read until Timer M.
+			closed = true
+			for _, tx := range c.txs {
+				if tx != nil {
+					tx.Close()
+				}
+			}
+		}
 		var groupTimeout <-chan time.Time
 		if c.group != nil {
 			groupTimeout = c.group.Chan()
@@ -320,11 +335,10 @@ func (c *call) start(t Target) {
 	c.p.forwarded.WithLabelValues(string(req.Method)).Inc()
 	c.readers++
 	go func() {
-		defer tx.Close()
 		for {
 			res, err := tx.Next(context.Background())
 			if err != nil {
-				if !errors.Is(err, io.EOF) {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, bus.ErrClosed) {
 					c.p.log.Info("branch stream", "branch", id, "error", err)
 				}
 				c.events <- event{branch: id, ended: true}
