@@ -73,7 +73,9 @@ func TestProxyLab(t *testing.T) {
 		callee := ph.sipp("../bench/sipp/proxy-uas.xml", dave, calls)
 		answered := ph.edgeCount("INVITE", "200")
 		done := make(chan sippResult, 1)
-		go func() { done <- ph.call("../bench/sipp/proxy-uac.xml", ph.port(), "dave", calls, "-d", "8000", "-r", "20") }()
+		go func() {
+			done <- ph.call("../bench/sipp/proxy-uac.xml", ph.port(), "dave", calls, "-d", "8000", "-r", "20")
+		}()
 		ph.await(func() bool { return ph.edgeCount("INVITE", "200")-answered >= calls }, "every call answered")
 		victim := replicas[0]
 		if err := l.Kill(ctx, "proxy", victim.Number); err != nil {

@@ -18,8 +18,8 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
-	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/auth"
+	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/config"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"

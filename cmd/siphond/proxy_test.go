@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,23 +174,27 @@ func TestProxyTCPCallee(t *testing.T) {
 	raw, cseq := d.req("INVITE", nil, offer)
 	caller.send(raw)
 	inv := callee.request("INVITE", 10*time.Second) // on the connection it registered over
-	rr := inv.GetHeader("Record-Route")
-	if rr == nil || !strings.Contains(rr.Value(), ";lr") {
-		t.Fatalf("INVITE at the callee without the proxy's Record-Route:\n%s", inv)
+	// The caller came over UDP, the callee is reached over TCP: the Record-Route
+	// is doubled (RFC 5658), the callee's side on top with transport=tcp.
+	rrs := inv.GetHeaders("Record-Route")
+	if len(rrs) != 2 || !strings.Contains(rrs[0].Value(), "transport=tcp") || strings.Contains(rrs[1].Value(), "transport") ||
+		!strings.Contains(rrs[0].Value(), ";lr") || !strings.Contains(rrs[1].Value(), ";lr") {
+		t.Fatalf("INVITE at the callee without the doubled Record-Route (tcp on top, then udp):\n%s", inv)
 	}
-	callee.answer(inv, 200, "OK", "dave1", []string{"Record-Route: " + rr.Value()}, offerWith("1", "0", ""))
+	rr := rrs[0].Value() + ", " + rrs[1].Value()
+	callee.answer(inv, 200, "OK", "dave1", []string{"Record-Route: " + rr}, offerWith("1", "0", ""))
 	res := caller.final("INVITE", cseq)
 	wantCode(t, res, 200)
-	// The ACK to the callee's Contact, along the proxy's Record-Route.
+	// The ACK to the callee's Contact, along the route set: the Record-Route reversed.
 	d.toTag, d.ruri = "dave1", res.Contact().Address.String()
-	ack, _ := d.req("ACK", []string{"Route: " + rr.Value()}, "") // an ACK keeps the INVITE's CSeq
+	ack, _ := d.req("ACK", []string{"Route: " + rrs[1].Value() + ", " + rrs[0].Value()}, "") // an ACK keeps the INVITE's CSeq
 	caller.send(ack)
 	callee.request("ACK", 10*time.Second)
 
 	// The callee hangs up: its BYE follows the route set back through the
 	// proxy to the caller's Contact.
 	bye := "BYE " + inv.Contact().Address.String() + " SIP/2.0\r\nVia: SIP/2.0/TCP " + callee.addr + ";branch=z9hG4bKdavebye\r\n" +
-		"Route: " + rr.Value() + "\r\nMax-Forwards: 70\r\nFrom: " + inv.To().Value() + ";tag=dave1\r\nTo: " + inv.From().Value() + "\r\n" +
+		"Route: " + rr + "\r\nMax-Forwards: 70\r\nFrom: " + inv.To().Value() + ";tag=dave1\r\nTo: " + inv.From().Value() + "\r\n" +
 		"Call-ID: " + inv.CallID().Value() + "\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
 	callee.send(bye)
 	got := caller.request("BYE", 10*time.Second)
@@ -421,4 +426,76 @@ func TestProxyAuth(t *testing.T) {
 		u.send(asAlice(raw))
 		wantCode(t, u.final("INVITE", cseq), 403)
 	})
+}
+
+// TestProxyMaxBreadth: bob has three phones; a request's Max-Breadth is
+// shared among the branches that ring at once (RFC 5393 §5.3.2), targets
+// beyond it are not tried, and with none left a fork gets 440.
+func TestProxyMaxBreadth(t *testing.T) {
+	// One parallel group, in q order: the first targets are the preferred ones.
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--fork-mode", "parallel")
+	phones := []*ua{newUA(t, p.sip), newUA(t, p.sip), newUA(t, p.sip)}
+	registerBindings(t, p, "bob", "<sip:bob@"+phones[0].addr+">;q=1.0", "<sip:bob@"+phones[1].addr+">;q=0.9", "<sip:bob@"+phones[2].addr+">;q=0.8")
+	// One sender, CSeq rising: the scripted UA absorbs a second final of the
+	// same method, CSeq and code as a retransmission.
+	d := newUA(t, p.sip).call()
+	d.ruri = "sip:bob@example.com"
+	message := func(breadth string) uint32 {
+		hdrs := []string{"Content-Type: text/plain"}
+		if breadth != "" {
+			hdrs = append(hdrs, "Max-Breadth: "+breadth)
+		}
+		raw, cseq := d.req("MESSAGE", hdrs, "hi")
+		d.u.send(raw)
+		return cseq
+	}
+	// got is MESSAGE cseq at ph (not a retransmission of an earlier one).
+	got := func(ph *ua, cseq uint32) *sip.Request {
+		return ph.await("MESSAGE "+strconv.Itoa(int(cseq)), 10*time.Second, func(m sip.Message) bool {
+			r, ok := m.(*sip.Request)
+			return ok && r.Method == sip.MESSAGE && r.CSeq().SeqNo == cseq
+		}).(*sip.Request)
+	}
+	for _, tt := range []struct {
+		breadth, each string
+		tried         int
+	}{
+		{"", "20", 3}, // none given: 60 (RFC 5393 §5.3.1) shared by 3
+		{"2", "1", 2}, // two targets only, 1 each
+		{"7", "3", 3}, // 7 over 3: 3, 2, 2
+	} {
+		cseq := message(tt.breadth)
+		for i, ph := range phones[:tt.tried] {
+			m := got(ph, cseq)
+			want := tt.each
+			if tt.breadth == "7" && i > 0 {
+				want = "2"
+			}
+			if h := m.GetHeader("Max-Breadth"); h == nil || h.Value() != want {
+				t.Fatalf("Max-Breadth %q, branch %d: %v, want %s", tt.breadth, i, h, want)
+			}
+			ph.answer(m, 486, "Busy Here", "b", nil, "")
+		}
+		wantCode(t, d.u.final("MESSAGE", cseq), 486) // a real 486 over a 440 made here
+	}
+	wantCode(t, d.u.final("MESSAGE", message("0")), 440)
+}
+
+// TestProxyStrictRouter: a request from a strict router (RFC 2543) carries
+// our Record-Route as its Request-URI and the real target as its last Route
+// (RFC 3261 §16.4): it is forwarded to that target.
+func TestProxyStrictRouter(t *testing.T) {
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	callee := newUA(t, p.sip)
+	caller := newUA(t, p.sip)
+	d := caller.call()
+	d.toTag, d.ruri = "peer1", "sip:"+p.sip // our Record-Route, as a strict router puts it
+	bye, cseq := d.req("BYE", []string{"Route: <sip:ua@" + callee.addr + ">"}, "")
+	caller.send(bye)
+	got := callee.request("BYE", 10*time.Second)
+	if got.Recipient.String() != "sip:ua@"+callee.addr || got.GetHeader("Route") != nil {
+		t.Fatalf("BYE at the target: Request-URI %s, Route %v; want sip:ua@%s and no Route", got.Recipient.String(), got.GetHeader("Route"), callee.addr)
+	}
+	callee.answer(got, 200, "OK", "", nil, "")
+	wantCode(t, caller.final("BYE", cseq), 200)
 }

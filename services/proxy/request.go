@@ -55,6 +55,11 @@ func (p *Proxy) request(r *sipbus.Request) {
 	if !p.authorize(ctx, r) {
 		return
 	}
+	breadth, ok := maxBreadth(r.Request)
+	if !ok {
+		p.reply(r, 400, "Bad Request", "Max-Breadth: want a number from 0 to 2^31-1 (RFC 5393)")
+		return
+	}
 	routed := p.popRoutes(r)
 	var groups [][]Target
 	var bindings map[string]store.Binding
@@ -66,8 +71,14 @@ func (p *Proxy) request(r *sipbus.Request) {
 			return
 		}
 	}
+	if widest(groups) > 1 && breadth == 0 {
+		// RFC 5393 §5.3.2: no breadth left to fork in parallel with.
+		p.reply(r, 440, "Max-Breadth Exceeded", "Max-Breadth 0: this request may not be forked in parallel")
+		return
+	}
 	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings, loopKey: loopKey, target: r.Recipient.String(),
-		events: make(chan event, 16), cancelled: make(chan struct{})}
+		breadth: breadth,
+		events:  make(chan event, 16), cancelled: make(chan struct{})}
 	if r.IsInvite() {
 		p.relay(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
 		if r.Tx != "" {
@@ -77,10 +88,48 @@ func (p *Proxy) request(r *sipbus.Request) {
 	go c.run()
 }
 
+// defaultBreadth is RFC 5393 §5.3.1's recommended local Max-Breadth, used
+// when a request carries none.
+const defaultBreadth = 60
+
+// maxBreadth is the request's Max-Breadth (RFC 5393), defaultBreadth when it
+// has none; ok is false for a value that is not a number.
+func maxBreadth(req *sip.Request) (int, bool) {
+	h := req.GetHeader("Max-Breadth")
+	if h == nil {
+		return defaultBreadth, true
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(h.Value()), 10, 32)
+	return int(n), err == nil && n >= 0
+}
+
+// widest is the largest fork group: the most branches that ring at once.
+func widest(groups [][]Target) int {
+	n := 0
+	for _, g := range groups {
+		n = max(n, len(g))
+	}
+	return n
+}
+
 // popRoutes takes the Route entries naming this proxy off the top (§16.4)
 // and reports whether others remain, which then decide where the request goes.
+// A Request-URI of ours with no user (a Record-Route we wrote) came from a
+// strict router (RFC 2543; §16.4): the last Route is the real target.
 func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 	routes := r.GetHeaders("Route")
+	if len(routes) > 0 && r.Recipient.User == "" && p.ours(r, r.Recipient.Host, r.Recipient.Port) {
+		if last, err := uac.RouteURI(routes[len(routes)-1].Value()); err == nil {
+			r.Recipient = last
+			kept := routes[:len(routes)-1]
+			for r.RemoveHeader("Route") { // one at a time: sipgo removes the first
+			}
+			for _, h := range kept {
+				r.AppendHeader(sip.NewHeader("Route", h.Value()))
+			}
+			routes = r.GetHeaders("Route")
+		}
+	}
 	keep := routes[:0:0]
 	popping := true
 	for _, h := range routes {
@@ -149,6 +198,7 @@ type call struct {
 	ctx      *Context
 	bindings map[string]store.Binding
 	target   string          // the Request-URI as received
+	breadth  int             // Max-Breadth shared by the branches that ring at once (RFC 5393)
 	loopKey  string          // of the request as received: every branch carries it (§16.6 step 8)
 	group    clockwork.Timer // the current serial group's --fork-group-timeout, if one follows
 
@@ -236,8 +286,24 @@ func (c *call) apply(effects []Effect) {
 	for _, e := range effects {
 		switch {
 		case e.Start != nil:
-			for _, t := range e.Start {
-				c.start(t)
+			// RFC 5393 §5.3.2: the branches that ring at once share the
+			// breadth, each at least 1; targets beyond it are not tried (a
+			// 440 made here, which never outranks a real response).
+			n := len(e.Start)
+			for i, t := range e.Start {
+				if n > 1 && i >= c.breadth {
+					c.txs, c.tried = append(c.txs, nil), append(c.tried, t.URI)
+					c.failWith(len(c.txs)-1, 440, "Max-Breadth Exceeded")
+					continue
+				}
+				share := c.breadth
+				if k := min(n, c.breadth); n > 1 {
+					share = c.breadth / k
+					if i < c.breadth%k {
+						share++
+					}
+				}
+				c.start(t, share)
 			}
 			// A group with another after it may ring only so long (--fork-group-timeout).
 			if c.group != nil {
@@ -292,10 +358,13 @@ func (c *call) routed(e Effect) {
 // target as Request-URI (unless t keeps it), Record-Route with the edge it
 // came through, the binding's Path as Route; sent over the binding's own
 // connection when it registered over one.
-func (c *call) start(t Target) {
+func (c *call) start(t Target, breadth int) {
 	id := len(c.txs)
 	c.tried = append(c.tried, t.URI)
 	req := c.r.Request.Clone()
+	for req.RemoveHeader("Max-Breadth") {
+	}
+	req.AppendHeader(sip.NewHeader("Max-Breadth", strconv.Itoa(breadth)))
 	via := uac.Via{}
 	if t.URI != "" {
 		var u sip.Uri
@@ -317,12 +386,18 @@ func (c *call) start(t Target) {
 		}
 	}
 	if req.IsInvite() || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER {
-		// Stay in the path of the dialog (§16.6 step 4) at the edge it came through.
-		rr := "<sip:" + c.r.Reachable() + ";lr"
-		if tp := strings.ToLower(c.r.Transport); tp != "" && tp != "udp" {
-			rr += ";transport=" + tp
+		// Stay in the path of the dialog (§16.6 step 4) at the edge it came
+		// through. When the branch leaves over another transport, the
+		// callee's side gets an entry of its own on top (RFC 5658 §4,
+		// doubled Record-Route): each side then reaches the edge over its
+		// own transport. UDP and TCP share the edge's address (one bind by
+		// default); TLS has its own port, which the edge names only for the
+		// transport a request came over, so a TLS side is not doubled.
+		in, out := strings.ToLower(c.r.Transport), outTransport(req, via)
+		req.PrependHeader(sip.NewHeader("Record-Route", recordRoute(c.r.Reachable(), in)))
+		if in != out && in != "tls" && out != "tls" {
+			req.PrependHeader(sip.NewHeader("Record-Route", recordRoute(c.r.Reachable(), out)))
 		}
-		req.PrependHeader(sip.NewHeader("Record-Route", rr+">"))
 	}
 	via.Branch = sipmsg.Branch(c.loopKey, c.p.ids)
 	c.p.log.Debug("forwarding", "branch", id, "ruri", req.Recipient.String(), "flow", via.Flow)
@@ -350,9 +425,42 @@ func (c *call) start(t Target) {
 }
 
 // fail ends branch id at once with a response made here.
-func (c *call) fail(id, code int) {
-	made := sip.NewResponseFromRequest(c.r.Request, code, "Branch Failed", nil)
+func (c *call) fail(id, code int) { c.failWith(id, code, "Branch Failed") }
+
+func (c *call) failWith(id, code int, reason string) {
+	made := sip.NewResponseFromRequest(c.r.Request, code, reason, nil)
 	c.apply(c.ctx.Response(id, made, true))
+}
+
+// recordRoute is the Record-Route entry for the edge at addr over transport.
+func recordRoute(addr, transport string) string {
+	rr := "<sip:" + addr + ";lr"
+	if transport != "" && transport != "udp" {
+		rr += ";transport=" + transport
+	}
+	return rr + ">"
+}
+
+// outTransport is the transport a branch leaves over: its flow's, or its
+// next hop's URI's (RFC 3263 §4.1: the transport parameter, TLS for sips,
+// else UDP), as the edge will choose it.
+func outTransport(req *sip.Request, via uac.Via) string {
+	if via.Flow != "" {
+		if tp, _, ok := wire.SplitFlow(via.Flow); ok {
+			return strings.ToLower(tp)
+		}
+	}
+	next := req.Recipient
+	if r := req.Route(); r != nil {
+		next = r.Address
+	}
+	if tp, ok := next.UriParams.Get("transport"); ok && tp != "" {
+		return strings.ToLower(tp)
+	}
+	if strings.EqualFold(next.Scheme, "sips") {
+		return "tls"
+	}
+	return "udp"
 }
 
 // ack forwards an ACK for a 2xx along its Route set, statelessly (§16.11 and
