@@ -264,6 +264,9 @@ func TestBadConfiguration(t *testing.T) {
 		{"Timer C too short", []string{"--timer-c", "10ms"}, "--timer-c"},
 		{"sender check off", []string{"--sender-check", "0s"}, "--sender-check"},
 		{"unknown fork mode", []string{"--fork-mode", "random"}, "--fork-mode"},
+		{"unknown foreign-domain policy", []string{"--foreign-domains", "relay"}, "--foreign-domains"},
+		{"dns server without port", []string{"--dns-server", "127.0.0.1"}, "--dns-server"},
+		{"advertise every interface", []string{"--advertise", "0.0.0.0:5060"}, "--advertise"},
 		{"bad env", nil, "SIPHON_REG_MIN_EXPIRY"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/icholy/digest"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/sipdns/sipdnstest"
 	"github.com/siphon-lab/siphon/pkg/testutil"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
@@ -498,4 +500,37 @@ func TestProxyStrictRouter(t *testing.T) {
 	}
 	callee.answer(got, 200, "OK", "", nil, "")
 	wantCode(t, caller.final("BYE", cseq), 200)
+}
+
+// TestProxyForeignDomain: with --foreign-domains forward a request for
+// another domain goes where RFC 3263 says — NAPTR, SRV, A from the
+// --dns-server — with its Request-URI kept; a server answering 503 is passed
+// over for the next SRV target (§4.3).
+func TestProxyForeignDomain(t *testing.T) {
+	zone := sipdnstest.Server(t)
+	p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--foreign-domains", "forward", "--dns-server", zone.Addr)
+	busy, next := newUA(t, p.sip), newUA(t, p.sip)
+	_, busyPort, _ := net.SplitHostPort(busy.addr)
+	_, nextPort, _ := net.SplitHostPort(next.addr)
+	zone.Add(t,
+		`voip.test. 60 IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp.voip.test.`,
+		`_sip._udp.voip.test. 60 IN SRV 10 0 `+busyPort+` a.voip.test.`,
+		`_sip._udp.voip.test. 60 IN SRV 20 0 `+nextPort+` a.voip.test.`,
+		`a.voip.test. 60 IN A 127.0.0.1`,
+	)
+	d := newUA(t, p.sip).call()
+	d.ruri = "sip:carol@voip.test"
+	raw, cseq := d.req("MESSAGE", []string{"Content-Type: text/plain"}, "hello carol")
+	d.u.send(raw)
+	m := busy.request("MESSAGE", 10*time.Second)
+	if m.Recipient.String() != "sip:carol@voip.test" {
+		t.Fatalf("Request-URI at the first server: %s, want it kept", m.Recipient.String())
+	}
+	busy.answer(m, 503, "Service Unavailable", "s1", nil, "")
+	m = next.request("MESSAGE", 10*time.Second)
+	next.answer(m, 200, "OK", "s2", nil, "")
+	wantCode(t, d.u.final("MESSAGE", cseq), 200)
+
+	d.ruri = "sip:carol@nowhere.test"
+	wantCode(t, d.do("MESSAGE", []string{"Content-Type: text/plain"}, "hi"), 404)
 }

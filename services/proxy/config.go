@@ -3,6 +3,7 @@ package proxy
 import (
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -18,6 +19,12 @@ type Config struct {
 	// GroupTimeout ends a serial fork group that only rings, so the next one
 	// gets its turn; 0 lets each ring until Timer C.
 	GroupTimeout time.Duration
+	// Foreign says what becomes of a request for a domain not ours: "refuse"
+	// (403) or "forward" (RFC 3263: NAPTR, SRV, A).
+	Foreign string
+	// DNSServer is the nameserver RFC 3263's queries go to; "" takes the
+	// system's (/etc/resolv.conf).
+	DNSServer string
 
 	domains map[string]bool
 }
@@ -27,12 +34,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Domains, "domain", "localhost,siphond.local", "domains the proxy serves from the location store, comma-separated (--local-uri's host and the edges' addresses always are)")
 	fs.StringVar(&c.ForkMode, "fork-mode", "q", "how the bindings of a user are tried: q (parallel within equal q, serial between), parallel, sequential")
 	fs.DurationVar(&c.GroupTimeout, "fork-group-timeout", 30*time.Second, "how long a serial fork group may ring before it is CANCELled for the next; 0: until Timer C")
+	fs.StringVar(&c.Foreign, "foreign-domains", "refuse", "requests for a domain not ours: refuse (403) or forward (RFC 3263: NAPTR, SRV, A/AAAA; the next server on a transport error, timeout or 503)")
+	fs.StringVar(&c.DNSServer, "dns-server", "", "nameserver (host:port) for --foreign-domains forward; empty: the system's first (/etc/resolv.conf)")
 }
 
 // Validate implements role.Config.
 func (c *Config) Validate(map[string]bool) error {
 	if c.GroupTimeout < 0 {
 		return fmt.Errorf("--fork-group-timeout %v: must not be negative", c.GroupTimeout)
+	}
+	if c.Foreign != "refuse" && c.Foreign != "forward" {
+		return fmt.Errorf("--foreign-domains %q: want refuse or forward", c.Foreign)
+	}
+	if c.DNSServer != "" {
+		if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
+			return fmt.Errorf("--dns-server %q: want host:port (127.0.0.1:53)", c.DNSServer)
+		}
 	}
 	switch c.ForkMode {
 	case "q", "parallel", "sequential":

@@ -28,6 +28,7 @@ import (
 	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/role"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipdns"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/uac"
@@ -55,6 +56,7 @@ type Proxy struct {
 	clock     clockwork.Clock
 	auth      *auth.Authenticator // --auth: nil when off
 	users     func(string) bool   // whether a user is in --auth-users (404 or 480)
+	dns       *sipdns.Resolver    // --foreign-domains forward: nil when refused
 
 	replica   string
 	publish   func(*nats.Msg) error
@@ -92,6 +94,13 @@ func (p *Proxy) Start(ctx context.Context, d role.Deps) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		p.auth = a
+	}
+	if p.cfg.Foreign == "forward" {
+		r, err := sipdns.New(p.cfg.DNSServer)
+		if err != nil {
+			return fmt.Errorf("proxy: --foreign-domains forward: %w", err)
+		}
+		p.dns = r
 	}
 	if err := p.registerMetrics(); err != nil {
 		return err

@@ -14,6 +14,9 @@ import (
 type Target struct {
 	URI string
 	Q   float64 // preference; targets of one q ring together (parallel), groups in turn
+	// Dest, as transport:host:port, is where the branch goes instead of by the
+	// SIP rules: a server RFC 3263 found for the Request-URI, which stays.
+	Dest string
 }
 
 // Effect is what the role must do next. Exactly one field is set. Branch ids
@@ -54,12 +57,25 @@ type Context struct {
 	stopped bool
 	// more: a 2xx went up with More, and the End has not.
 	more bool
+	// failover: the groups are one server each (RFC 3263 §4.3): the next is
+	// tried only after a transport error, a timeout or a 503.
+	failover bool
 }
 
 // NewContext makes the response context of a request forwarded to groups (in
 // order; the targets of one group at once).
 func NewContext(invite bool, groups [][]Target) *Context {
 	return &Context{invite: invite, groups: groups}
+}
+
+// NewFailoverContext makes the response context of a request sent to the
+// servers RFC 3263 found for its Request-URI, one after another.
+func NewFailoverContext(invite bool, servers []Target) *Context {
+	c := &Context{invite: invite, failover: true}
+	for _, s := range servers {
+		c.groups = append(c.groups, []Target{s})
+	}
+	return c
 }
 
 // Start begins: the first group's branches.
@@ -143,8 +159,11 @@ func (c *Context) Response(id int, res *sip.Response, made bool) []Effect {
 		return out
 	}
 	// No branch pending: the next serial group, or the best final (step 6).
-	if start := c.startNext(); start != nil {
-		return append(out, start...)
+	// A server that answered other than 503 is the answer (RFC 3263 §4.3).
+	if !c.failover || made || code == 503 {
+		if start := c.startNext(); start != nil {
+			return append(out, start...)
+		}
 	}
 	c.done = true
 	best, from := c.best()

@@ -210,3 +210,33 @@ func TestMoreAndEnd(t *testing.T) {
 		t.Fatalf("a lone branch's 2xx: more %v end %v, want neither", more, end)
 	}
 }
+
+// TestFailover: the servers RFC 3263 found are tried in turn, the next only
+// after a transport error, a timeout or a 503 (RFC 3263 §4.3).
+func TestFailover(t *testing.T) {
+	servers := []Target{{Dest: "udp:192.0.2.1:5060"}, {Dest: "udp:192.0.2.2:5060"}}
+	for _, tt := range []struct {
+		name  string
+		steps []step
+	}{
+		{"a transport error, then an answer", []step{
+			{branch: 0, res: res(503), made: true, started: 1},
+			{branch: 1, res: res(200), forwarded: []int{200}},
+		}},
+		{"a real 503, then a 486", []step{
+			{branch: 0, res: res(503), started: 1},
+			{branch: 1, res: res(486), forwarded: []int{486}},
+		}},
+		{"a real 486 is the answer", []step{
+			{branch: 0, res: res(486), forwarded: []int{486}},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewFailoverContext(false, servers)
+			if _, _, n := split(c.Start()); n != 1 {
+				t.Fatalf("started %d servers at once, want 1", n)
+			}
+			run(t, c, tt.steps)
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/siphon-lab/siphon/pkg/bus"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipdns"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/uac"
@@ -76,7 +77,11 @@ func (p *Proxy) request(r *sipbus.Request) {
 		p.reply(r, 440, "Max-Breadth Exceeded", "Max-Breadth 0: this request may not be forked in parallel")
 		return
 	}
-	c := &call{p: p, r: r, ctx: NewContext(r.IsInvite(), groups), bindings: bindings, loopKey: loopKey, target: r.Recipient.String(),
+	rc := NewContext(r.IsInvite(), groups)
+	if len(groups) > 0 && groups[0][0].Dest != "" {
+		rc = NewFailoverContext(r.IsInvite(), servers(groups))
+	}
+	c := &call{p: p, r: r, ctx: rc, bindings: bindings, loopKey: loopKey, target: r.Recipient.String(),
 		breadth: breadth,
 		events:  make(chan event, 16), cancelled: make(chan struct{})}
 	if r.IsInvite() {
@@ -101,6 +106,15 @@ func maxBreadth(req *sip.Request) (int, bool) {
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(h.Value()), 10, 32)
 	return int(n), err == nil && n >= 0
+}
+
+// servers flattens the one-server groups foreign made.
+func servers(groups [][]Target) []Target {
+	out := make([]Target, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
 }
 
 // widest is the largest fork group: the most branches that ring at once.
@@ -156,8 +170,11 @@ func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 // are none (404) or the domain is not ours (403).
 func (p *Proxy) targets(r *sipbus.Request) ([][]Target, map[string]store.Binding, bool) {
 	if !p.ours(r, r.Recipient.Host, r.Recipient.Port) {
-		p.reply(r, 403, "Forbidden", "this proxy serves "+p.cfg.Domains+" and its own addresses, not "+r.Recipient.Host)
-		return nil, nil, false
+		if p.dns == nil {
+			p.reply(r, 403, "Forbidden", "this proxy serves "+p.cfg.Domains+" and its own addresses, not "+r.Recipient.Host+" (--foreign-domains refuse)")
+			return nil, nil, false
+		}
+		return p.foreign(r)
 	}
 	aor, _, err := sipmsg.AddressOfRecord(r.Recipient)
 	if err != nil {
@@ -189,6 +206,28 @@ func (p *Proxy) targets(r *sipbus.Request) ([][]Target, map[string]store.Binding
 		bindings[b.Contact] = b
 	}
 	return p.cfg.groups(targets), bindings, true
+}
+
+// foreign finds the servers of a Request-URI not ours (RFC 3263), tried in
+// turn; it answers the request itself when there are none.
+func (p *Proxy) foreign(r *sipbus.Request) ([][]Target, map[string]store.Binding, bool) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	servers, err := p.dns.Resolve(ctx, r.Recipient)
+	switch {
+	case errors.Is(err, sipdns.ErrNoServer):
+		p.reply(r, 404, "Not Found", "no SIP server for "+r.Recipient.Host+" (RFC 3263: NAPTR, SRV, A/AAAA)")
+		return nil, nil, false
+	case err != nil:
+		p.log.Warn("RFC 3263 lookup failed", "host", r.Recipient.Host, "error", err)
+		p.reply(r, 503, "Service Unavailable", "DNS lookup of "+r.Recipient.Host+" failed", sip.NewHeader("Retry-After", "5"))
+		return nil, nil, false
+	}
+	var groups [][]Target
+	for _, s := range servers {
+		groups = append(groups, []Target{{Q: 1, Dest: s.Transport + ":" + s.Addr}})
+	}
+	return groups, nil, true
 }
 
 // call is one request being forwarded: its response context and branches.
@@ -365,7 +404,7 @@ func (c *call) start(t Target, breadth int) {
 	for req.RemoveHeader("Max-Breadth") {
 	}
 	req.AppendHeader(sip.NewHeader("Max-Breadth", strconv.Itoa(breadth)))
-	via := uac.Via{}
+	via := uac.Via{Dest: t.Dest}
 	if t.URI != "" {
 		var u sip.Uri
 		if err := sip.ParseUri(t.URI, &u); err != nil {
@@ -445,6 +484,9 @@ func recordRoute(addr, transport string) string {
 // next hop's URI's (RFC 3263 §4.1: the transport parameter, TLS for sips,
 // else UDP), as the edge will choose it.
 func outTransport(req *sip.Request, via uac.Via) string {
+	if tp, _, ok := strings.Cut(via.Dest, ":"); ok {
+		return strings.ToLower(tp)
+	}
 	if via.Flow != "" {
 		if tp, _, ok := wire.SplitFlow(via.Flow); ok {
 			return strings.ToLower(tp)
