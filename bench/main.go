@@ -130,7 +130,7 @@ func (p params) load() (loadSpec, error) {
 		return loadSpec{scenario: filepath.Join(p.sippDir, "proxy-uac.xml"), unit: "call",
 			args: []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
 			describe: fmt.Sprintf("SIPp calls to sip:siphond@example.com through the proxy to a registered SIPp uas (bench/sipp/proxy-uas.xml, "+
-				"Record-Route echoed): INVITE with SDP, 100/180/200, ACK and BYE along the route set, %v calls (response time: INVITE to 200)", p.callLength)}, nil
+				"Record-Route echoed, no 180): INVITE with SDP, 100/200, ACK and BYE along the route set, %v calls (response time: INVITE to 200)", p.callLength)}, nil
 	case "registrar":
 	default:
 		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar, calls or proxy", p.mode)
@@ -395,7 +395,7 @@ func sipp(load loadSpec, target string, rate int, duration time.Duration) (resul
 		"-trace_rtt", "-rtt_freq", "1000"}, load.args...)
 	cmd := exec.CommandContext(ctx, "sipp", append(args, target)...)
 	cmd.Dir = dir
-	outb, _ := cmd.CombinedOutput()
+	outb, runErr := cmd.CombinedOutput()
 	outs := string(outb)
 	var r result
 	for _, m := range sippCount.FindAllStringSubmatch(outs, -1) {
@@ -407,7 +407,7 @@ func sipp(load loadSpec, target string, rate int, duration time.Duration) (resul
 		}
 	}
 	if r.successful+r.failed == 0 {
-		return r, fmt.Errorf("SIPp reported no calls:\n%s", tail(outs, 2000))
+		return r, fmt.Errorf("SIPp reported no calls (%v):\n%s", runErr, tail(outs, 2000))
 	}
 	rtts, span, err := readRTT(dir)
 	if err != nil {
