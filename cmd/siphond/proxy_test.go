@@ -444,8 +444,11 @@ func TestProxyMaxBreadth(t *testing.T) {
 	d.ruri = "sip:bob@example.com"
 	message := func(breadth string) uint32 {
 		hdrs := []string{"Content-Type: text/plain"}
+		if breadth != "" && !strings.Contains(breadth, ":") {
+			breadth = "Max-Breadth: " + breadth
+		}
 		if breadth != "" {
-			hdrs = append(hdrs, "Max-Breadth: "+breadth)
+			hdrs = append(hdrs, breadth)
 		}
 		raw, cseq := d.req("MESSAGE", hdrs, "hi")
 		d.u.send(raw)
@@ -462,9 +465,10 @@ func TestProxyMaxBreadth(t *testing.T) {
 		breadth, each string
 		tried         int
 	}{
-		{"", "20", 3}, // none given: 60 (RFC 5393 §5.3.1) shared by 3
-		{"2", "1", 2}, // two targets only, 1 each
-		{"7", "3", 3}, // 7 over 3: 3, 2, 2
+		{"", "20", 3},              // none given: 60 (RFC 5393 §5.3.1) shared by 3
+		{"2", "1", 2},              // two targets only, 1 each
+		{"7", "3", 3},              // 7 over 3: 3, 2, 2
+		{"max-breadth: 2", "1", 2}, // any case, and replaced, not added to
 	} {
 		cseq := message(tt.breadth)
 		for i, ph := range phones[:tt.tried] {
@@ -473,8 +477,8 @@ func TestProxyMaxBreadth(t *testing.T) {
 			if tt.breadth == "7" && i > 0 {
 				want = "2"
 			}
-			if h := m.GetHeader("Max-Breadth"); h == nil || h.Value() != want {
-				t.Fatalf("Max-Breadth %q, branch %d: %v, want %s", tt.breadth, i, h, want)
+			if hs := m.GetHeaders("Max-Breadth"); len(hs) != 1 || hs[0].Value() != want {
+				t.Fatalf("Max-Breadth %q, branch %d: %v, want one of %s", tt.breadth, i, hs, want)
 			}
 			ph.answer(m, 486, "Busy Here", "b", nil, "")
 		}
@@ -491,7 +495,7 @@ func TestProxyStrictRouter(t *testing.T) {
 	callee := newUA(t, p.sip)
 	caller := newUA(t, p.sip)
 	d := caller.call()
-	d.toTag, d.ruri = "peer1", "sip:"+p.sip // our Record-Route, as a strict router puts it
+	d.toTag, d.ruri = "peer1", "sip:"+p.sip+";lr" // our Record-Route, as a strict router puts it
 	bye, cseq := d.req("BYE", []string{"Route: <sip:ua@" + callee.addr + ">"}, "")
 	caller.send(bye)
 	got := callee.request("BYE", 10*time.Second)
@@ -533,4 +537,11 @@ func TestProxyForeignDomain(t *testing.T) {
 
 	d.ruri = "sip:carol@nowhere.test"
 	wantCode(t, d.do("MESSAGE", []string{"Content-Type: text/plain"}, "hi"), 404)
+
+	// With --auth a request for a foreign domain is challenged whatever its
+	// From says: no open relay.
+	guarded := start(t, true, "--mode", "proxy", "--domain", "example.com", "--foreign-domains", "forward", "--dns-server", zone.Addr, "--auth")
+	g := newUA(t, guarded.sip).call()
+	g.ruri = "sip:carol@voip.test"
+	wantCode(t, g.do("MESSAGE", []string{"Content-Type: text/plain"}, "relay me"), 407)
 }

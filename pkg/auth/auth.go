@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
 )
 
@@ -154,12 +155,17 @@ func (a *Authenticator) credentials(kind Kind, req *sip.Request) (*digest.Creden
 		return nil, false
 	}
 	for _, h := range hs {
-		if c, err := digest.ParseCredentials(h.Value()); err == nil && c.Realm == a.realm {
+		c, err := digest.ParseCredentials(h.Value())
+		if err != nil {
+			return nil, true // unparseable: counted as a failure below
+		}
+		if c.Realm == a.realm {
 			return c, true
 		}
 	}
-	c, _ := digest.ParseCredentials(hs[0].Value())
-	return c, true // ours or not, it is counted as a failure below
+	// Only other realms' (a proxy further on asked for them): a plain
+	// challenge for ours, not a failed attempt.
+	return nil, false
 }
 
 // Consume takes our realm's credentials off req before a proxy forwards it:
@@ -173,13 +179,8 @@ func (a *Authenticator) Consume(kind Kind, req *sip.Request) {
 			keep = append(keep, h.Value())
 		}
 	}
-	if len(keep) == len(hs) {
-		return
-	}
-	for req.RemoveHeader(name) { // one at a time: sipgo removes the first
-	}
-	for _, v := range keep {
-		req.AppendHeader(sip.NewHeader(name, v))
+	if len(keep) < len(hs) {
+		sipmsg.ReplaceHeaders(req, name, keep...)
 	}
 }
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/store/memstore"
 )
 
 func TestNonce(t *testing.T) {
@@ -64,5 +67,22 @@ func TestConsume(t *testing.T) {
 	hs := req.GetHeaders("Proxy-Authorization")
 	if len(hs) != 2 || !strings.Contains(hs[0].Value(), `"up"`) || !strings.Contains(hs[1].Value(), `"down"`) {
 		t.Fatalf("after Consume: %v, want the up and down realms' credentials", hs)
+	}
+}
+
+// TestOtherRealmsAreNoFailure: credentials for another proxy's realm only are
+// a plain challenge for ours, never counted towards a lock-out.
+func TestOtherRealmsAreNoFailure(t *testing.T) {
+	cfg := Config{Realm: "ours", Algorithms: "MD5", NonceTTL: time.Minute, MaxFailures: 1, Lockout: time.Minute, Users: DefaultUsers}
+	a, err := New(context.Background(), cfg, memstore.New(time.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "bob", Host: "example.com"})
+	req.AppendHeader(sip.NewHeader("Proxy-Authorization", `Digest username="alice", realm="theirs", nonce="n", uri="sip:bob@example.com", response="r"`))
+	for range 3 {
+		if _, v, err := a.Check(context.Background(), Proxy, req, "192.0.2.9:5060", time.Now(), nil); err != nil || v != Challenge {
+			t.Fatalf("other realm's credentials: verdict %v, %v; want a plain challenge every time", v, err)
+		}
 	}
 }

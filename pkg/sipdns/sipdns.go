@@ -72,6 +72,10 @@ func (r *Resolver) Resolve(ctx context.Context, u sip.Uri) ([]Target, error) {
 	if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
 		transport = strings.ToLower(tp)
 	}
+	if sips && transport == "tcp" {
+		// RFC 3261 §26.2.2: sips is TLS over TCP, whatever ;transport says.
+		transport = "tls"
+	}
 	host := strings.Trim(u.Host, "[]")
 	// §4.1/§4.2: a numeric host, or a port, needs no NAPTR or SRV.
 	if ip := net.ParseIP(host); ip != nil || u.Port != 0 {
@@ -109,16 +113,23 @@ func (r *Resolver) Resolve(ctx context.Context, u sip.Uri) ([]Target, error) {
 	} else {
 		srvs = []srvName{{srvPrefix(transport, sips) + dns.Fqdn(host), transport}}
 	}
+	// One record set that fails (SERVFAIL, a timeout) is passed over: the
+	// others may still name servers.
 	var out []Target
+	var failed error
 	for _, s := range srvs {
 		ts, err := r.srv(ctx, s)
 		if err != nil {
-			return nil, err
+			failed = err
+			continue
 		}
 		out = append(out, ts...)
 	}
 	if len(out) > 0 {
 		return out, nil
+	}
+	if failed != nil {
+		return nil, failed
 	}
 	// §4.2: no SRV — the host's own addresses at the transport's default port.
 	if transport == "" {
@@ -186,10 +197,12 @@ func (r *Resolver) srv(ctx context.Context, s srvName) ([]Target, error) {
 // addresses are host's A and AAAA records at port.
 func (r *Resolver) addresses(ctx context.Context, host string, port int, transport string) ([]Target, error) {
 	var out []Target
+	var failed error
 	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		rrs, err := r.query(ctx, host, t)
 		if err != nil {
-			return nil, err
+			failed = err // the other family may answer
+			continue
 		}
 		for _, rr := range rrs {
 			switch v := rr.(type) {
@@ -200,10 +213,13 @@ func (r *Resolver) addresses(ctx context.Context, host string, port int, transpo
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w for %s", ErrNoServer, host)
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case failed != nil:
+		return nil, failed
 	}
-	return out, nil
+	return nil, fmt.Errorf("%w for %s", ErrNoServer, host)
 }
 
 // query asks one question; a name that does not exist has no records.

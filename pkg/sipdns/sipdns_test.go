@@ -50,6 +50,7 @@ func TestResolve(t *testing.T) {
 		// Numeric hosts need no DNS; sips means TLS on 5061.
 		{"sip:bob@192.0.2.1", []Target{{"udp", "192.0.2.1:5060"}}, nil},
 		{"sips:bob@192.0.2.1", []Target{{"tls", "192.0.2.1:5061"}}, nil},
+		{"sips:bob@192.0.2.1:5071;transport=tcp", []Target{{"tls", "192.0.2.1:5071"}}, nil},
 		{"sip:bob@[2001:db8::1]:5070;transport=tcp", []Target{{"tcp", "[2001:db8::1]:5070"}}, nil},
 		{"sip:bob@nowhere.test", nil, ErrNoServer},
 	} {

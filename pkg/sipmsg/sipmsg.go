@@ -31,3 +31,23 @@ func NewResponse(req *sip.Request, code int, reason string, body []byte, gen *id
 func Warning(agent, text string) sip.Header {
 	return sip.NewHeader("Warning", `399 `+agent+` "`+strings.ReplaceAll(text, `"`, "'")+`"`)
 }
+
+// headerList is the part of sip.Request and sip.Response ReplaceHeaders needs.
+type headerList interface {
+	GetHeaders(name string) []sip.Header
+	RemoveHeader(name string) bool
+	AppendHeader(h sip.Header)
+}
+
+// ReplaceHeaders takes every header called name off m, whatever the case it
+// came in (sipgo's RemoveHeader removes the first one of the exact name only,
+// while GetHeaders ignores case), and appends values in order under name.
+func ReplaceHeaders(m headerList, name string, values ...string) {
+	for _, h := range m.GetHeaders(name) {
+		for m.RemoveHeader(h.Name()) {
+		}
+	}
+	for _, v := range values {
+		m.AppendHeader(sip.NewHeader(name, v))
+	}
+}

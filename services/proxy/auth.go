@@ -16,14 +16,18 @@ import (
 // locked out, or for another user's credentials). Those credentials are for
 // this hop: they are taken off before the request is forwarded. ACK and
 // CANCEL are never challenged (§22.1: they cannot be resubmitted); nor are
-// requests from foreign domains, which are routed or refused by their target.
+// requests from foreign domains for our users; a request for a foreign domain
+// (--foreign-domains forward) is, from anyone.
 // It answers itself and reports false when r may not go on.
 func (p *Proxy) authorize(ctx context.Context, r *sipbus.Request) bool {
 	if p.auth == nil || r.To().Params.Has("tag") {
 		return true
 	}
 	from := r.From().Address
-	if !p.ours(r, from.Host, from.Port) {
+	// A request for a domain not ours, forwarded by RFC 3263, is challenged
+	// whatever its From says: else any From would make the lab an open relay.
+	foreign := p.dns != nil && !p.ours(r, r.Recipient.Host, r.Recipient.Port)
+	if !foreign && !p.ours(r, from.Host, from.Port) {
 		return true
 	}
 	now := p.clock.Now()
@@ -41,7 +45,7 @@ func (p *Proxy) authorize(ctx context.Context, r *sipbus.Request) bool {
 		p.reply(r, 407, "Proxy Authentication Required", "", p.auth.Challenges(auth.Proxy, now, v == auth.Stale)...)
 		return false
 	}
-	if user != from.User {
+	if user != from.User && !foreign {
 		p.reply(r, 403, "Forbidden", fmt.Sprintf("credentials of %s used for a request from %s", user, from.User))
 		return false
 	}

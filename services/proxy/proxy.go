@@ -203,12 +203,15 @@ func (p *Proxy) relay(r *sipbus.Request, res *sip.Response) {
 }
 
 // ours reports whether host:port names this proxy: a domain of --domain, or
-// the edge the request came through — any address at the edge's port when it
-// listens on every interface.
+// the edge the request came through.
 func (p *Proxy) ours(r *sipbus.Request, host string, port int) bool {
-	if p.cfg.isDomain(host) {
-		return true
-	}
+	return p.cfg.isDomain(host) || p.edgeAddress(r, host, port)
+}
+
+// edgeAddress reports whether host:port is the edge the request came through:
+// its --advertise, its own address, or any address at its port when it
+// listens on every interface.
+func (p *Proxy) edgeAddress(r *sipbus.Request, host string, port int) bool {
 	if port == 0 {
 		port = sip.DefaultPort(r.Transport)
 	}

@@ -127,11 +127,14 @@ func (c *Context) Response(id int, res *sip.Response, made bool) []Effect {
 	// Every 2xx goes upstream, also one after the first (another fork's), and
 	// stops the rest (§16.7 step 5 and step 10).
 	case code < 300:
+		if !c.invite && c.done {
+			return nil // a non-INVITE has one final upstream (§16.7 step 5)
+		}
 		if b.final == nil || b.final.StatusCode >= 300 {
 			b.final, b.made = res, false
 		}
 		c.done, c.stopped = true, true
-		more := c.pending() > 0
+		more := c.invite && c.pending() > 0
 		out := append([]Effect{{Forward: res, Branch: id, More: more}}, c.cancelPending()...)
 		if c.more && !more {
 			c.more = false

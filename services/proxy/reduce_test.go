@@ -164,12 +164,17 @@ func TestGroupTimeout(t *testing.T) {
 	}
 }
 
-// TestNonInviteIsNeverCancelled: §9.1 — only INVITE branches get CANCEL.
+// TestNonInviteIsNeverCancelled: §9.1 — only INVITE branches get CANCEL; and
+// a non-INVITE has one final upstream, with no "more 2xx" (§16.7 step 5).
 func TestNonInviteIsNeverCancelled(t *testing.T) {
 	c := NewContext(false, [][]Target{targets(1, 1)})
 	c.Start()
-	if f, x, _ := split(c.Response(0, res(200), false)); !slices.Equal(f, []int{200}) || len(x) != 0 {
-		t.Fatalf("MESSAGE fork: forwarded %v cancelled %v", f, x)
+	effects := c.Response(0, res(200), false)
+	if f, x, _ := split(effects); !slices.Equal(f, []int{200}) || len(x) != 0 || effects[0].More {
+		t.Fatalf("MESSAGE fork: forwarded %v cancelled %v, more %v", f, x, effects[0].More)
+	}
+	if f, _, _ := split(c.Response(1, res(202), false)); len(f) != 0 {
+		t.Fatalf("the other branch's 2xx went up too: %v", f)
 	}
 }
 

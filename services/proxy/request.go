@@ -61,6 +61,11 @@ func (p *Proxy) request(r *sipbus.Request) {
 		p.reply(r, 400, "Bad Request", "Max-Breadth: want a number from 0 to 2^31-1 (RFC 5393)")
 		return
 	}
+	if r.IsInvite() {
+		// Before the location store or DNS is asked: the edge then waits
+		// Timer C, not --role-timeout, and the caller stops retransmitting.
+		p.relay(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
+	}
 	routed := p.popRoutes(r)
 	var groups [][]Target
 	var bindings map[string]store.Binding
@@ -84,11 +89,8 @@ func (p *Proxy) request(r *sipbus.Request) {
 	c := &call{p: p, r: r, ctx: rc, bindings: bindings, loopKey: loopKey, target: r.Recipient.String(),
 		breadth: breadth,
 		events:  make(chan event, 16), cancelled: make(chan struct{})}
-	if r.IsInvite() {
-		p.relay(r, sip.NewResponseFromRequest(r.Request, 100, "Trying", nil))
-		if r.Tx != "" {
-			p.calls.Store(r.Tx, c)
-		}
+	if r.IsInvite() && r.Tx != "" {
+		p.calls.Store(r.Tx, c)
 	}
 	go c.run()
 }
@@ -132,15 +134,15 @@ func widest(groups [][]Target) int {
 // strict router (RFC 2543; §16.4): the last Route is the real target.
 func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 	routes := r.GetHeaders("Route")
-	if len(routes) > 0 && r.Recipient.User == "" && p.ours(r, r.Recipient.Host, r.Recipient.Port) {
+	if len(routes) > 0 && r.Recipient.User == "" && r.Recipient.UriParams.Has("lr") && p.edgeAddress(r, r.Recipient.Host, r.Recipient.Port) {
+		// Only a value we put in a Record-Route: no user, lr, an edge's address.
 		if last, err := uac.RouteURI(routes[len(routes)-1].Value()); err == nil {
 			r.Recipient = last
-			kept := routes[:len(routes)-1]
-			for r.RemoveHeader("Route") { // one at a time: sipgo removes the first
+			values := make([]string, 0, len(routes)-1)
+			for _, h := range routes[:len(routes)-1] {
+				values = append(values, h.Value())
 			}
-			for _, h := range kept {
-				r.AppendHeader(sip.NewHeader("Route", h.Value()))
-			}
+			sipmsg.ReplaceHeaders(r.Request, "Route", values...)
 			routes = r.GetHeaders("Route")
 		}
 	}
@@ -157,11 +159,11 @@ func (p *Proxy) popRoutes(r *sipbus.Request) (routed bool) {
 	if len(keep) == len(routes) {
 		return len(routes) > 0
 	}
-	for r.RemoveHeader("Route") { // one at a time: sipgo removes the first
-	}
+	values := make([]string, 0, len(keep))
 	for _, h := range keep {
-		r.AppendHeader(sip.NewHeader("Route", h.Value()))
+		values = append(values, h.Value())
 	}
+	sipmsg.ReplaceHeaders(r.Request, "Route", values...)
 	return len(keep) > 0
 }
 
@@ -274,16 +276,19 @@ func (c *call) run() {
 	}()
 	c.apply(c.ctx.Start())
 	finals := map[int]bool{}
+	made := map[int]bool{} // branches whose final the edge made up
 	closed := false
 	for c.readers > 0 {
 		if !closed && c.ctx.Done() {
 			// The final response is upstream and every branch has its own:
 			// nothing more is the proxy's to decide. A 2xx retransmission
 			// goes upstream from the edge, statelessly (RFC 6026 §7.2), so
-			// the streams need not be read until Timer M.
+			// the streams need not be read until Timer M. A branch whose
+			// final the edge made up (Timer C, a CANCEL unanswered) is read
+			// on: the callee's 2xx may still cross it, and must go up.
 			closed = true
-			for _, tx := range c.txs {
-				if tx != nil {
+			for i, tx := range c.txs {
+				if tx != nil && !made[i] {
 					tx.Close()
 				}
 			}
@@ -310,8 +315,9 @@ func (c *call) run() {
 				}
 				continue
 			}
-			if ev.res.StatusCode >= 200 {
+			if ev.res.StatusCode >= 200 && !finals[ev.branch] {
 				finals[ev.branch] = true
+				made[ev.branch] = ev.res.Synthesized != ""
 			}
 			if ev.res.Synthesized == wire.ErrTimerC {
 				c.p.timerC.Inc()
@@ -401,9 +407,7 @@ func (c *call) start(t Target, breadth int) {
 	id := len(c.txs)
 	c.tried = append(c.tried, t.URI)
 	req := c.r.Request.Clone()
-	for req.RemoveHeader("Max-Breadth") {
-	}
-	req.AppendHeader(sip.NewHeader("Max-Breadth", strconv.Itoa(breadth)))
+	sipmsg.ReplaceHeaders(req, "Max-Breadth", strconv.Itoa(breadth))
 	via := uac.Via{Dest: t.Dest}
 	if t.URI != "" {
 		var u sip.Uri
