@@ -83,15 +83,13 @@ func TestProxyForks(t *testing.T) {
 }
 
 // TestProxyCallerCancels: the caller's CANCEL (answered 200 by the edge)
-// reaches the ringing callee through the proxy (RFC 3261 §16.10), and the
-// callee's 487 comes back to the caller.
+// reaches every ringing branch through the proxy (RFC 3261 §16.10): carol's
+// two phones both get it, and a 487 comes back to the caller.
 func TestProxyCallerCancels(t *testing.T) {
 	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
-	rings, b := sippUAS(t, "uas-ring.xml", 10*time.Second)
-	reg := newUAC(t, "udp", p.sip)
-	if res := reg.register("carol", "reg-cancel-1", 1, "Contact: <sip:carol@"+b+">", "Expires: 300"); res.StatusCode != 200 {
-		t.Fatalf("REGISTER: %d", res.StatusCode)
-	}
+	first, a := sippUAS(t, "uas-ring.xml", 10*time.Second)
+	second, b := sippUAS(t, "uas-ring.xml", 10*time.Second)
+	registerBindings(t, p, "carol", "<sip:carol@"+a+">", "<sip:carol@"+b+">")
 	u := newUA(t, p.sip)
 	d := u.call()
 	d.ruri = "sip:carol@example.com"
@@ -103,7 +101,8 @@ func TestProxyCallerCancels(t *testing.T) {
 	u.send(cancel)
 	wantCode(t, u.final("CANCEL", cseq), 200)
 	wantCode(t, u.final("INVITE", cseq), 487)
-	passed(t, rings, "the callee") // it got the CANCEL
+	passed(t, first, "carol's first phone") // each got the CANCEL and ACKed its 487
+	passed(t, second, "carol's second phone")
 }
 
 // TestProxyLoop: a binding that points back at the proxy sends the INVITE
