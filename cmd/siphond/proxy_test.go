@@ -544,3 +544,53 @@ func TestProxyForeignDomain(t *testing.T) {
 	g.ruri = "sip:carol@voip.test"
 	wantCode(t, g.do("MESSAGE", []string{"Content-Type: text/plain"}, "relay me"), 407)
 }
+
+// TestProxyTwoEdges: the caller comes in over UDP at edge A, the callee is
+// registered over TCP at edge B. The call is forwarded over B's connection;
+// when the callee retransmits its 200 (its ACK lost), the retransmission goes
+// upstream through edge A (Siphon-Upstream), from the address the caller sent
+// to: a caller behind NAT takes nothing from elsewhere (RFC 6026 §7.2).
+func TestProxyTwoEdges(t *testing.T) {
+	url, redis := testutil.NATSServer(t).URL, testutil.Redis(t)
+	shared := []string{"--mode", "proxy", "--domain", "example.com", "--nats", url, "--redis", redis}
+	start(t, false, append(shared, "--role", "registrar,proxy")...)
+	edgeA := start(t, true, append(shared, "--role", "edge", "--edge-id", "edge-a")...)
+	edgeB := start(t, true, append(shared, "--role", "edge", "--edge-id", "edge-b")...)
+
+	callee := newTCPUA(t, edgeB.sip)
+	reg := "REGISTER sip:" + edgeB.sip + ";transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP " + callee.addr + ";branch=z9hG4bKtworeg\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:hana@example.com>;tag=h1\r\nTo: <sip:hana@example.com>\r\nCall-ID: tworeg\r\n" +
+		"CSeq: 1 REGISTER\r\nContact: <" + callee.uri("hana", callee.addr) + ">\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
+	callee.send(reg)
+	wantCode(t, callee.final("REGISTER", 1), 200)
+
+	caller := newUA(t, edgeA.sip)
+	d := caller.call()
+	d.ruri = "sip:hana@example.com"
+	raw, cseq := d.req("INVITE", nil, offer)
+	caller.send(raw)
+	inv := callee.request("INVITE", 10*time.Second)
+	rr := []string{}
+	for _, h := range inv.GetHeaders("Record-Route") {
+		rr = append(rr, h.Value())
+	}
+	ok200 := func() {
+		callee.answer(inv, 200, "OK", "hana1", []string{"Record-Route: " + strings.Join(rr, ", ")}, offerWith("1", "0", ""))
+	}
+	ok200()
+	first := caller.response("INVITE", cseq, 200)
+	if first.Source() != edgeA.sip {
+		t.Fatalf("the 200 came from %s, want edge A %s", first.Source(), edgeA.sip)
+	}
+	// The caller's ACK stops edge A's own retransmissions of the 200; the
+	// callee, as if the ACK never reached it, sends its 200 again.
+	d.toTag, d.ruri = "hana1", first.Contact().Address.String()
+	ack, _ := d.req("ACK", []string{"Route: " + rr[len(rr)-1]}, "")
+	caller.send(ack)
+	ok200()
+	again := caller.response("INVITE", cseq, 200)
+	if again.Source() != edgeA.sip {
+		t.Fatalf("the retransmitted 200 came from %s, want edge A %s (the edge the caller sent to)", again.Source(), edgeA.sip)
+	}
+}
+

@@ -56,12 +56,13 @@ func newUA(t *testing.T, server string) *ua {
 	go func() {
 		buf := make([]byte, 65535)
 		for {
-			n, _, err := conn.ReadFromUDP(buf)
+			n, from, err := conn.ReadFromUDP(buf)
 			if err != nil {
 				close(u.in)
 				return
 			}
 			if msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...)); err == nil && u.transaction(msg) {
+				msg.SetSource(from.String()) // where it came from: a NATed UA only takes its server's
 				u.in <- msg
 			}
 		}

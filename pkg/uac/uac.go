@@ -38,6 +38,9 @@ type Via struct {
 	// Branch, when set, is the branch of the edge's Via on the request (a
 	// forwarding role's, for loop detection); the edge makes one otherwise.
 	Branch string
+	// Upstream is a forwarded request's way back: the edge (and flow) it came
+	// in through, where its branch's later 2xx go (wire.HdrUpstream).
+	Upstream string
 }
 
 func (v Via) subject() string {
@@ -57,6 +60,9 @@ func (v Via) header() nats.Header {
 	}
 	if v.Branch != "" {
 		h[wire.HdrBranch] = []string{v.Branch}
+	}
+	if v.Upstream != "" {
+		h[wire.HdrUpstream] = []string{v.Upstream}
 	}
 	return h
 }

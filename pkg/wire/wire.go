@@ -147,6 +147,12 @@ const (
 	// 6026's Timer M has run out; or when the branch failed). Role → edge it
 	// ends the 2xx responses a HdrMore announced.
 	HdrEnd = "Siphon-End"
+	// HdrUpstream is set on a request a role forwards (role → edge): the edge
+	// it came in through, and after a space its flow when it came over a
+	// connection ("edge-a tcp:192.0.2.7:49152"). A later 2xx of that branch
+	// (a retransmission, a downstream fork's) goes upstream statelessly
+	// through that edge and flow (RFC 6026 §7.2), not from the branch's edge.
+	HdrUpstream = "Siphon-Upstream"
 	// HdrMore is set on a role's 2xx to an INVITE (role → edge) when more 2xx
 	// may follow on the same exchange: a forking proxy whose other branches may
 	// answer too (RFC 3261 §16.7 step 5). The edge then relays every 2xx (each

@@ -3,11 +3,13 @@ package edge
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/wire"
@@ -28,12 +30,14 @@ import (
 //   - The asking replica gone (liveness.go): its ringing branches are CANCELled.
 
 type branch struct {
-	e      *Edge
-	id     string       // the branch parameter of the edge's Via
-	req    *sip.Request // as sent
-	reply  string       // where the asker reads responses
-	invite bool
-	tx     sip.ClientTransaction
+	e     *Edge
+	id    string       // the branch parameter of the edge's Via
+	req   *sip.Request // as sent
+	reply string       // where the asker reads responses
+	// upstream is the edge (and flow) a forwarded request came in through.
+	upstream string
+	invite   bool
+	tx       sip.ClientTransaction
 
 	mu           sync.Mutex
 	provisional  bool   // a provisional response came: CANCEL may be sent
@@ -48,9 +52,10 @@ type branch struct {
 	unwatch      func()
 }
 
-// sendRequest runs req's client transaction and streams every response to reply.
-func (e *Edge) sendRequest(req *sip.Request, reply string) {
-	b := &branch{e: e, reply: reply, req: req, invite: req.IsInvite()}
+// sendRequest runs req's client transaction and streams every response to
+// reply; upstream is a forwarded request's way back (wire.HdrUpstream).
+func (e *Edge) sendRequest(req *sip.Request, reply, upstream string) {
+	b := &branch{e: e, reply: reply, req: req, invite: req.IsInvite(), upstream: upstream}
 	b.id, _ = req.Via().Params.Get("branch")
 	tx, err := e.client.TransactionRequest(context.Background(), req, noBuild)
 	if err != nil {
@@ -140,7 +145,20 @@ func (b *branch) accepted(res *sip.Response) {
 	}
 	up := res.Clone()
 	up.RemoveHeader("Via") // the first one only: the edge's own
-	if err := b.e.sendResponse(up, nil); err != nil {
+	// Through the edge the request came in by, over its flow: from another
+	// address a NATed caller drops it, and a caller's connection is there.
+	edge, flow, _ := strings.Cut(b.upstream, " ")
+	h := micro.Headers{}
+	if flow != "" {
+		h[wire.HdrFlow] = []string{flow}
+	}
+	var err error
+	if edge == "" || edge == b.e.cfg.ID {
+		err = b.e.sendResponse(up, h)
+	} else {
+		err = b.e.nc.PublishMsg(&nats.Msg{Subject: wire.EdgeSend(edge), Header: nats.Header(h), Data: []byte(up.String())})
+	}
+	if err != nil {
 		b.e.log.Info("2xx retransmission not forwarded upstream", "branch", b.id, "error", err)
 	}
 }

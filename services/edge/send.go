@@ -76,7 +76,7 @@ func (e *Edge) handleSend(mr micro.Request) {
 			return
 		}
 		// The transaction outlives this callback; micro's subscription must not wait for it.
-		go e.sendRequest(m, mr.Reply())
+		go e.sendRequest(m, mr.Reply(), h.Get(wire.HdrUpstream))
 	}
 }
 

@@ -442,6 +442,15 @@ func (c *call) start(t Target, breadth int) {
 			req.PrependHeader(sip.NewHeader("Record-Route", recordRoute(c.r.Reachable(), out)))
 		}
 	}
+	if via.Edge == "" {
+		// Out through the edge it came in: the caller's and the callee's
+		// side then share one edge, its Record-Route and its 2xx path.
+		via.Edge = c.r.Edge
+	}
+	via.Upstream = c.r.Edge
+	if c.r.Flow != "" {
+		via.Upstream += " " + c.r.Flow
+	}
 	via.Branch = sipmsg.Branch(c.loopKey, c.p.ids)
 	c.p.log.Debug("forwarding", "branch", id, "ruri", req.Recipient.String(), "flow", via.Flow)
 	tx, err := c.p.send.Send(req, via)
