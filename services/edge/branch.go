@@ -65,7 +65,6 @@ func (e *Edge) sendRequest(req *sip.Request, reply, upstream string) {
 	}
 	b.tx = tx
 	e.branches.put(b.id, b)
-	defer e.branches.drop(b.id, b)
 	if b.invite {
 		// The branch notice: the role can cancel from now on.
 		e.publishReply(reply, b.header(), nil)
@@ -79,18 +78,44 @@ func (e *Edge) sendRequest(req *sip.Request, reply, upstream string) {
 		// another fork's from a forking proxy downstream) to this hook only.
 		tx.OnRetransmission(b.accepted)
 	}
-	defer b.stopTimers()
+	lingering := false
+	defer func() {
+		if !lingering {
+			b.stopTimers()
+			e.branches.drop(b.id, b)
+		}
+	}()
 	for {
 		select {
 		case res := <-tx.Responses():
 			b.received(res)
-			if !b.invite && res.StatusCode >= 200 {
-				return
+			if res.StatusCode < 200 {
+				continue
 			}
+			if b.invite {
+				// The transaction lingers (Accepted until Timer M after a 2xx,
+				// Completed until Timer D after another final); what it still
+				// gets goes to the hook, so no goroutine need wait that out.
+				lingering = true
+				b.stopTimers()
+				b.linger()
+			}
+			return
 		case <-tx.Done():
 			b.transactionOver(tx.Err())
 			return
 		}
+	}
+}
+
+// linger ends the branch when sipgo ends its transaction.
+func (b *branch) linger() {
+	over := func(_ string, err error) {
+		b.transactionOver(err)
+		b.e.branches.drop(b.id, b)
+	}
+	if !b.tx.OnTerminate(over) {
+		over("", b.tx.Err())
 	}
 }
 

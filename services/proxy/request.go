@@ -525,9 +525,7 @@ func (p *Proxy) ack(r *sipbus.Request) {
 		return // an ACK for a non-2xx stays at the edge, hop by hop
 	}
 	p.popRoutes(r)
-	ctx, cancel := p.ctx()
-	defer cancel()
-	if err := p.send.Stateless(ctx, r.Request, uac.Via{}); err != nil {
+	if err := p.send.Post(r.Request, uac.Via{}); err != nil {
 		p.log.Info("ACK not forwarded", "call_id", r.CallID().Value(), "error", err)
 		return
 	}
