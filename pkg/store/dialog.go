@@ -112,17 +112,27 @@ type Dialogs interface {
 // again when another replica changed it in between. change returns an error to
 // give up without storing.
 func Retry(ctx context.Context, ds Dialogs, id string, change func(d *Dialog) error) (*Dialog, error) {
+	return retry(ctx, ds, ErrDialogConflict, id, change)
+}
+
+// casStore is a store whose Update is a compare-and-set that fails with conflict.
+type casStore[T any] interface {
+	Get(ctx context.Context, id string) (*T, error)
+	Update(ctx context.Context, v *T) error
+}
+
+func retry[T any](ctx context.Context, s casStore[T], conflict error, id string, change func(*T) error) (*T, error) {
 	for attempt := 0; ; attempt++ {
-		d, err := ds.Get(ctx, id)
+		v, err := s.Get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if err := change(d); err != nil {
-			return d, err
+		if err := change(v); err != nil {
+			return v, err
 		}
-		err = ds.Update(ctx, d)
-		if !errors.Is(err, ErrDialogConflict) || attempt == 20 {
-			return d, err
+		err = s.Update(ctx, v)
+		if !errors.Is(err, conflict) || attempt == 20 {
+			return v, err
 		}
 	}
 }

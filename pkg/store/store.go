@@ -41,6 +41,7 @@ type Backend interface {
 	Location() Location
 	Secrets() Secrets
 	Dialogs() Dialogs
+	Subscriptions() Subscriptions
 	// Ping checks the backend answers; /readyz calls it.
 	Ping(ctx context.Context) error
 	Close() error

@@ -17,6 +17,7 @@ type Backend struct {
 	loc *location
 	sec *secrets
 	dlg *dialogs
+	sub *subscriptions
 }
 
 // New returns an empty in-memory backend. now is the clock; nil means time.Now.
@@ -29,6 +30,7 @@ func New(now func() time.Time) *Backend {
 		loc: newLocation(),
 		sec: &secrets{values: map[string][]byte{}},
 		dlg: newDialogs(now),
+		sub: newSubscriptions(now),
 	}
 }
 
@@ -40,6 +42,9 @@ func (b *Backend) Location() store.Location { return b.loc }
 
 // Dialogs implements store.Backend.
 func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
+
+// Subscriptions implements store.Backend.
+func (b *Backend) Subscriptions() store.Subscriptions { return b.sub }
 
 // Secrets implements store.Backend.
 func (b *Backend) Secrets() store.Secrets { return b.sec }

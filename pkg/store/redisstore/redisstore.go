@@ -24,6 +24,7 @@ type Backend struct {
 	loc *location
 	sec *secrets
 	dlg *dialogs
+	sub *subscriptions
 }
 
 // Open connects to url (redis://host:port/db). It does not wait for the server:
@@ -38,7 +39,7 @@ func Open(url string) (*Backend, error) {
 
 // New wraps a client.
 func New(rdb redis.UniversalClient) *Backend {
-	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: &dialogs{rdb: rdb}}
+	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: newDialogs(rdb), sub: newSubscriptions(rdb)}
 }
 
 // Ephemeral implements store.Backend.
@@ -49,6 +50,9 @@ func (b *Backend) Location() store.Location { return b.loc }
 
 // Dialogs implements store.Backend.
 func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
+
+// Subscriptions implements store.Backend.
+func (b *Backend) Subscriptions() store.Subscriptions { return b.sub }
 
 // Secrets implements store.Backend.
 func (b *Backend) Secrets() store.Secrets { return b.sec }

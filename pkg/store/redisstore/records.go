@@ -1,0 +1,235 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Scripts on one record's hash: its revision (v) and JSON (d), and when Redis
+// drops it.
+
+// createScript: ARGV json, expiry (ms since epoch). Replies 0 if the record exists.
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1`)
+
+// updateScript: ARGV expected revision, new revision, json, expiry. Replies -1
+// when the record is gone, 0 when its revision moved on, 1 when stored.
+var updateScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1`)
+
+// deleteScript replies the record's JSON, or false when it is gone.
+var deleteScript = redis.NewScript(`
+local d = redis.call('HGET', KEYS[1], 'd')
+if d then redis.call('DEL', KEYS[1]) end
+return d`)
+
+// records is what dialogs and subscriptions share: a hash per record,
+// compare-and-set by script, and a sorted set of when each is due — the one
+// cross-slot key, written as its own command: pipelined with create and
+// delete, after the compare-and-set of an update (which may lose). A stale
+// index entry (a record deleted meanwhile) is dropped when takeDue meets it.
+type records[T any] struct {
+	rdb    redis.UniversalClient
+	kind   string // for errors: "dialog", "subscription"
+	key    func(id string) string
+	dueKey string
+	meta   func(*T) meta
+	// index and unindex add a kind's own index commands to a pipeline.
+	index, unindex func(ctx context.Context, c redis.Cmdable, v *T)
+	// The kind's errors.
+	errExists, errNotFound, errConflict error
+}
+
+// meta is what records read of a value: its id, its version, when it is due
+// (zero: never) and when Redis drops it.
+type meta struct {
+	id      string
+	version *int64
+	due     time.Time
+	expires time.Time
+}
+
+// indexIn puts v in the due index (or takes it out when it has no due time),
+// and in the kind's own index.
+func (r *records[T]) indexIn(ctx context.Context, c redis.Cmdable, v *T) {
+	m := r.meta(v)
+	if m.due.IsZero() {
+		c.ZRem(ctx, r.dueKey, m.id)
+	} else {
+		c.ZAdd(ctx, r.dueKey, redis.Z{Score: float64(m.due.UnixMilli()), Member: m.id})
+	}
+	if r.index != nil {
+		r.index(ctx, c, v)
+	}
+}
+
+func (r *records[T]) reindex(ctx context.Context, v *T) error {
+	pipe := r.rdb.Pipeline()
+	r.indexIn(ctx, pipe, v)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Create runs the create script and the index writes in one round trip: an
+// id is practically always fresh, and when the script refuses, the index is
+// put back from the stored record.
+func (r *records[T]) Create(ctx context.Context, v *T) error {
+	m := r.meta(v)
+	*m.version = 1
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("redisstore: encode %s %s: %w", r.kind, m.id, err)
+	}
+	keys, args := []string{r.key(m.id)}, []any{data, m.expires.UnixMilli()}
+	pipe := r.rdb.Pipeline()
+	created := createScript.EvalSha(ctx, pipe, keys, args...)
+	r.indexIn(ctx, pipe, v)
+	_, err = pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		created = createScript.Eval(ctx, r.rdb, keys, args...)
+		err = created.Err()
+		if err == nil {
+			err = r.reindex(ctx, v)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: create %s %s: %w", r.kind, m.id, err)
+	}
+	if ok, _ := created.Int(); ok == 0 {
+		if stored, err := r.Get(ctx, m.id); err == nil {
+			_ = r.reindex(ctx, stored)
+		}
+		return r.errExists
+	}
+	return nil
+}
+
+// Get returns the record id.
+func (r *records[T]) Get(ctx context.Context, id string) (*T, error) {
+	data, err := r.rdb.HGet(ctx, r.key(id), "d").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, r.errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: get %s %s: %w", r.kind, id, err)
+	}
+	return r.decode(id, data)
+}
+
+func (r *records[T]) decode(id string, data []byte) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, fmt.Errorf("redisstore: decode %s %s: %w", r.kind, id, err)
+	}
+	return v, nil
+}
+
+// Update stores v if the stored version is v's, incrementing both.
+func (r *records[T]) Update(ctx context.Context, v *T) error {
+	m := r.meta(v)
+	was := *m.version
+	*m.version++
+	data, err := json.Marshal(v)
+	if err != nil {
+		*m.version = was
+		return fmt.Errorf("redisstore: encode %s %s: %w", r.kind, m.id, err)
+	}
+	res, err := updateScript.Run(ctx, r.rdb, []string{r.key(m.id)},
+		strconv.FormatInt(was, 10), strconv.FormatInt(*m.version, 10), data, m.expires.UnixMilli()).Int()
+	if err != nil || res != 1 {
+		*m.version = was
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("redisstore: update %s %s: %w", r.kind, m.id, err)
+	case res == -1:
+		return r.errNotFound
+	case res == 0:
+		return r.errConflict
+	}
+	if err := r.reindex(ctx, v); err != nil {
+		return fmt.Errorf("redisstore: index %s %s: %w", r.kind, m.id, err)
+	}
+	return nil
+}
+
+// Delete runs the delete script and drops the due entry in one round trip
+// (dropping one that is not there does nothing), then the kind's own index.
+func (r *records[T]) Delete(ctx context.Context, id string) (*T, error) {
+	keys := []string{r.key(id)}
+	pipe := r.rdb.Pipeline()
+	deleted := deleteScript.EvalSha(ctx, pipe, keys)
+	pipe.ZRem(ctx, r.dueKey, id)
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		deleted = deleteScript.Eval(ctx, r.rdb, keys)
+		err = deleted.Err()
+	}
+	if errors.Is(err, redis.Nil) || errors.Is(deleted.Err(), redis.Nil) {
+		return nil, r.errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: delete %s %s: %w", r.kind, id, err)
+	}
+	data, err := deleted.Text()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: delete %s %s: %w", r.kind, id, err)
+	}
+	v, err := r.decode(id, []byte(data))
+	if err != nil {
+		return nil, err
+	}
+	if r.unindex != nil {
+		pipe := r.rdb.Pipeline()
+		r.unindex(ctx, pipe, v)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return v, fmt.Errorf("redisstore: unindex %s %s: %w", r.kind, id, err)
+		}
+	}
+	return v, nil
+}
+
+// takeDue claims each due record by removing it from the index: ZREM answers
+// 1 to exactly one replica.
+func (r *records[T]) takeDue(ctx context.Context, now time.Time, limit int) ([]*T, error) {
+	ids, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: r.dueKey, Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10),
+		ByScore: true, Count: int64(limit),
+	}).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var out []*T
+	for _, id := range ids {
+		n, err := r.rdb.ZRem(ctx, r.dueKey, id).Result()
+		if err != nil {
+			return out, fmt.Errorf("redisstore: claim due %s %s: %w", r.kind, id, err)
+		}
+		if n == 0 {
+			continue // another replica took it
+		}
+		v, err := r.Get(ctx, id)
+		if errors.Is(err, r.errNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
