@@ -35,7 +35,6 @@ import (
 type options struct {
 	shared config.Shared
 	auth   auth.Config // the --auth flags: every challenging role reads them
-	subs   config.Subscriptions
 	roles  map[string]role.Role // every registered role, configured by the flags
 }
 
@@ -50,7 +49,6 @@ func (o *options) flagSet() *flag.FlagSet {
 		o.roles[name] = r
 		r.Config().RegisterFlags(fs)
 	}
-	o.subs.RegisterFlags(fs)
 	return fs
 }
 

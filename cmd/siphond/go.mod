@@ -9,6 +9,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
 	github.com/siphon-lab/siphon/services/edge v0.0.0
+	github.com/siphon-lab/siphon/services/events v0.0.0
 	github.com/siphon-lab/siphon/services/proxy v0.0.0
 	github.com/siphon-lab/siphon/services/registrar v0.0.0
 	github.com/siphon-lab/siphon/services/uas v0.0.0
@@ -24,6 +25,7 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/miekg/dns v1.1.73 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
@@ -39,6 +41,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -48,6 +51,7 @@ require (
 replace (
 	github.com/siphon-lab/siphon/pkg => ../../pkg
 	github.com/siphon-lab/siphon/services/edge => ../../services/edge
+	github.com/siphon-lab/siphon/services/events => ../../services/events
 	github.com/siphon-lab/siphon/services/proxy => ../../services/proxy
 	github.com/siphon-lab/siphon/services/registrar => ../../services/registrar
 	github.com/siphon-lab/siphon/services/uas => ../../services/uas

@@ -4,6 +4,7 @@ package main
 // package. Adding a role is its folder and one line here.
 import (
 	_ "github.com/siphon-lab/siphon/services/edge"
+	_ "github.com/siphon-lab/siphon/services/events"
 	_ "github.com/siphon-lab/siphon/services/proxy"
 	_ "github.com/siphon-lab/siphon/services/registrar"
 	_ "github.com/siphon-lab/siphon/services/uas"

@@ -152,13 +152,3 @@ func CheckHostPort(flagName, addr string) error {
 	}
 	return nil
 }
-
-// Subscriptions is the events role's policy.
-type Subscriptions struct {
-	AutoAccept bool
-}
-
-// RegisterFlags adds the subscription flags to fs.
-func (c *Subscriptions) RegisterFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&c.AutoAccept, "auto-accept-subscriptions", true, "accept SUBSCRIBE requests")
-}

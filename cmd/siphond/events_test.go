@@ -1,0 +1,93 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// notified awaits the next NOTIFY at u, answers it 200 and returns it.
+func notified(t *testing.T, u *ua) *sip.Request {
+	t.Helper()
+	n := u.request("NOTIFY", 10*time.Second)
+	u.answer(n, 200, "OK", "", nil, "")
+	return n
+}
+
+func wantState(t *testing.T, n *sip.Request, prefix, basic string) {
+	t.Helper()
+	st := n.GetHeader("Subscription-State")
+	if st == nil || !strings.HasPrefix(st.Value(), prefix) {
+		t.Fatalf("Subscription-State %v, want %s…:\n%s", st, prefix, n)
+	}
+	if basic != "" && !strings.Contains(string(n.Body()), "<basic>"+basic+"</basic>") {
+		t.Fatalf("NOTIFY body without <basic>%s</basic>:\n%s", basic, n.Body())
+	}
+}
+
+// TestEventsPresence: a watcher subscribes to alice's presence (RFC 6665,
+// RFC 3856 with PIDF bodies from her registrations): 200 and at once a NOTIFY
+// active;expires, closed; her REGISTER brings a NOTIFY open; a refresh; an
+// unsubscribe ends with terminated. And what a notifier refuses: 489 with
+// Allow-Events, 423 with Min-Expires, 481, and a fetch.
+func TestEventsPresence(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas")
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:alice@example.com"
+	raw, cseq := d.req("SUBSCRIBE", []string{"Event: presence", "Expires: 600", "Accept: application/pidf+xml"}, "")
+	w.send(raw)
+	res := w.final("SUBSCRIBE", cseq)
+	wantCode(t, res, 200)
+	if e := res.GetHeader("Expires"); e == nil || e.Value() != "600" {
+		t.Fatalf("200 without Expires: 600:\n%s", res)
+	}
+	d.toTag, _ = res.To().Params.Get("tag")
+	n := notified(t, w)
+	wantState(t, n, "active;expires=", "closed")
+	if n.GetHeader("Event") == nil || n.GetHeader("Event").Value() != "presence" || n.ContentType().Value() != "application/pidf+xml" {
+		t.Fatalf("NOTIFY without Event: presence and PIDF:\n%s", n)
+	}
+
+	reg := newUAC(t, "udp", p.sip)
+	wantCode(t, reg.register("alice", "reg-presence-1", 1, "Contact: <sip:alice@192.0.2.30:5060>", "Expires: 300"), 200)
+	wantState(t, notified(t, w), "active;expires=", "open")
+
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 900"}, ""), 200) // a refresh
+	wantState(t, notified(t, w), "active;expires=", "open")
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 0"}, ""), 200) // unsubscribe
+	wantState(t, notified(t, w), "terminated", "")
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 900"}, ""), 481) // it is gone
+
+	w2 := newUA(t, p.sip) // its own CSeqs: the scripted UA absorbs a repeated final as a retransmission
+	other := w2.call()
+	other.ruri = "sip:alice@example.com"
+	res = other.do("SUBSCRIBE", []string{"Event: frobnication"}, "")
+	wantCode(t, res, 489)
+	if a := res.GetHeader("Allow-Events"); a == nil || !strings.Contains(a.Value(), "presence") {
+		t.Fatalf("489 without Allow-Events: presence:\n%s", res)
+	}
+	res = other.do("SUBSCRIBE", []string{"Event: presence", "Expires: 10"}, "")
+	wantCode(t, res, 423)
+	if m := res.GetHeader("Min-Expires"); m == nil || m.Value() != "60" {
+		t.Fatalf("423 without Min-Expires: 60:\n%s", res)
+	}
+	// A fetch: the state once, then terminated (RFC 6665 §4.4.3).
+	wantCode(t, other.do("SUBSCRIBE", []string{"Event: presence", "Expires: 0"}, ""), 200)
+	wantState(t, notified(t, w2), "terminated;reason=timeout", "open")
+}
+
+// TestEventsTimeout: a subscription not refreshed ends with one NOTIFY
+// terminated;reason=timeout (RFC 6665 §4.2.2), from the sweep.
+func TestEventsTimeout(t *testing.T) {
+	p := start(t, true, "--mode", "subscription-server", "--sub-min-expiry", "1")
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:bob@example.com"
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 1"}, ""), 200)
+	wantState(t, notified(t, w), "active;expires=", "closed")
+	wantState(t, notified(t, w), "terminated;reason=timeout", "")
+	w.quiet(t, 500*time.Millisecond) // exactly one
+}

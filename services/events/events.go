@@ -1,0 +1,159 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+
+	"github.com/siphon-lab/siphon/pkg/ids"
+	"github.com/siphon-lab/siphon/pkg/obs"
+	"github.com/siphon-lab/siphon/pkg/role"
+	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+const (
+	workers = 64
+	// sweepEvery is how often a replica looks for expired subscriptions.
+	sweepEvery = 250 * time.Millisecond
+	// storeTimeout bounds one store or NOTIFY round.
+	storeTimeout = 10 * time.Second
+)
+
+func init() {
+	role.Register(wire.RoleEvents, func() role.Role { return &Events{} })
+}
+
+// Events is one replica of the role.
+type Events struct {
+	cfg       Config
+	userAgent string
+	subs      store.Subscriptions
+	loc       store.Location
+	ids       *ids.Generator
+	log       *slog.Logger
+	metrics   *obs.Metrics
+	clock     clockwork.Clock
+	send      notifier
+
+	svc      *sipbus.Service
+	bindings *nats.Subscription
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// notifier is how NOTIFYs leave: uac.Client through the edges; tests fake it.
+type notifier interface {
+	Do(ctx context.Context, req *sip.Request, via uac.Via, onProvisional func(uac.Response)) (uac.Response, error)
+}
+
+// Name implements role.Role.
+func (e *Events) Name() string { return wire.RoleEvents }
+
+// Config implements role.Role.
+func (e *Events) Config() role.Config { return &e.cfg }
+
+// Start implements role.Role: it serves SUBSCRIBE and NOTIFY, follows the
+// registrar's binding events for presence, and sweeps expired subscriptions.
+func (e *Events) Start(_ context.Context, d role.Deps) error {
+	e.userAgent, e.subs, e.loc, e.metrics, e.clock = d.UserAgent, d.Store.Subscriptions(), d.Store.Location(), d.Metrics, d.Clock
+	e.ids, e.log = d.IDs(wire.RoleEvents), d.Log.With("role", wire.RoleEvents)
+	client, err := uac.New(d.NATS)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	e.send = client
+	// One replica per binding event (a queue group): each watcher gets one NOTIFY.
+	e.bindings, err = d.NATS.QueueSubscribe(wire.EventSource(wire.RoleRegistrar), wire.RoleEvents, e.bindingChanged)
+	if err != nil {
+		return fmt.Errorf("events: follow bindings: %w", err)
+	}
+	e.svc, err = sipbus.Serve(d.NATS, wire.RoleEvents, map[string]sipbus.Handler{
+		"SUBSCRIBE": e.subscribe,
+		"NOTIFY":    e.notifyReceived,
+	}, sipbus.Options{Workers: workers}, e.metrics, e.log)
+	if err != nil {
+		return err
+	}
+	e.stop = make(chan struct{})
+	e.wg.Add(1)
+	go e.sweep()
+	return nil
+}
+
+// Stop implements role.Role.
+func (e *Events) Stop(ctx context.Context) error {
+	if e.svc == nil {
+		return nil
+	}
+	close(e.stop)
+	_ = e.bindings.Unsubscribe()
+	err := e.svc.Stop(ctx)
+	e.wg.Wait()
+	return err
+}
+
+// bindingChanged notifies the presence watchers of an address-of-record
+// whose bindings changed.
+func (e *Events) bindingChanged(m *nats.Msg) {
+	var ev wire.BindingEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	e.notifyWatchers(ctx, presence, ev.Binding.AOR)
+}
+
+// sweep ends expired subscriptions: the store hands each to one replica,
+// which sends its terminated NOTIFY (RFC 6665 §4.2.2: reason=timeout).
+func (e *Events) sweep() {
+	defer e.wg.Done()
+	t := e.clock.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.Chan():
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			expired, err := e.subs.Expired(ctx, e.clock.Now(), 100)
+			if err != nil {
+				e.log.Warn("expired subscriptions", "error", err)
+			}
+			for _, s := range expired {
+				e.terminate(ctx, s, "timeout")
+			}
+			cancel()
+		}
+	}
+}
+
+// reply answers r with a response of the role's own making.
+func (e *Events) reply(r *sipbus.Request, res *sip.Response) {
+	res.AppendHeader(sip.NewHeader("Server", e.userAgent))
+	if err := r.Respond(res); err != nil {
+		e.log.Warn("respond failed", "error", err)
+	}
+}
+
+func (e *Events) refuse(r *sipbus.Request, code int, reason, detail string, hdrs ...sip.Header) {
+	res := sipmsg.NewResponse(r.Request, code, reason, nil, e.ids)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if detail != "" {
+		res.AppendHeader(sipmsg.Warning("siphon-events", detail))
+	}
+	e.reply(r, res)
+}

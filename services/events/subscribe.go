@@ -1,0 +1,253 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/sipbus"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/uac"
+)
+
+// subscribe serves SUBSCRIBE (RFC 6665 §4.2.1): a new subscription, a
+// refresh, a fetch (Expires: 0 outside a dialog) or an unsubscribe (Expires: 0
+// inside one). The 200 goes first, then a NOTIFY with the current state.
+func (e *Events) subscribe(r *sipbus.Request) {
+	if !e.cfg.AutoAccept {
+		e.refuse(r, 603, "Decline", "subscriptions are not accepted here (--auto-accept-subscriptions=false)")
+		return
+	}
+	pkg, eventID, ok := eventHeader(r.Request)
+	if !ok {
+		e.refuse(r, 400, "Bad Request", "SUBSCRIBE without an Event header (RFC 6665 §7.2.1)")
+		return
+	}
+	if packages[pkg] == nil {
+		// §4.2.1.2: 489, and the packages this notifier has.
+		e.refuse(r, 489, "Bad Event", "unknown event package "+pkg, sip.NewHeader("Allow-Events", allowEvents()))
+		return
+	}
+	expires, ok := e.expires(r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if tag, inDialog := r.To().Params.Get("tag"); inDialog && tag != "" {
+		e.resubscribe(ctx, r, store.SubscriptionID(r.CallID().Value(), tag, pkg, eventID), expires)
+		return
+	}
+	s := e.newSubscription(r, pkg, eventID, expires)
+	if expires > 0 {
+		if err := e.subs.Create(ctx, s); err != nil {
+			e.log.Error("store subscription", "id", s.ID, "error", err)
+			e.refuse(r, 500, "Server Internal Error", "subscription store unavailable")
+			return
+		}
+	}
+	e.ok(r, s.LocalTag, expires)
+	if expires == 0 {
+		// A fetch (§4.4.3): the state once, and the subscription is over.
+		s.State = "terminated"
+		e.notify(ctx, s, "timeout")
+		return
+	}
+	e.notify(ctx, s, "")
+}
+
+// resubscribe refreshes or ends the subscription id (§4.2.1.2, §4.2.1.4).
+func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, id string, expires int) {
+	var ended *store.Subscription
+	var err error
+	if expires == 0 {
+		ended, err = e.subs.Delete(ctx, id)
+	} else {
+		ended, err = store.RetrySubscription(ctx, e.subs, id, func(s *store.Subscription) error {
+			if r.CSeq().SeqNo <= s.RemoteCSeq {
+				return errOutOfOrder
+			}
+			s.RemoteCSeq, s.Expires = r.CSeq().SeqNo, e.clock.Now().Add(time.Duration(expires)*time.Second)
+			return nil
+		})
+	}
+	switch {
+	case errors.Is(err, store.ErrSubscriptionNotFound):
+		e.refuse(r, 481, "Subscription Does Not Exist", "no subscription "+id)
+		return
+	case errors.Is(err, errOutOfOrder):
+		e.refuse(r, 500, "Server Internal Error", "CSeq not above the last SUBSCRIBE's (RFC 3261 §12.2.2)")
+		return
+	case err != nil:
+		e.log.Error("refresh subscription", "id", id, "error", err)
+		e.refuse(r, 500, "Server Internal Error", "subscription store unavailable")
+		return
+	}
+	e.ok(r, ended.LocalTag, expires)
+	if expires == 0 {
+		ended.State = "terminated"
+		e.notify(ctx, ended, "")
+		return
+	}
+	e.notify(ctx, ended, "")
+}
+
+var errOutOfOrder = errors.New("events: SUBSCRIBE out of order")
+
+// expires is the subscription's duration by the request and the bounds; it
+// answers 423 itself and reports false when the request is refused.
+func (e *Events) expires(r *sipbus.Request) (int, bool) {
+	n := e.cfg.DefaultExpiry
+	if h := r.GetHeader("Expires"); h != nil {
+		v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || v < 0 {
+			e.refuse(r, 400, "Bad Request", "Expires: want seconds")
+			return 0, false
+		}
+		n = v
+	}
+	if n > 0 && n < e.cfg.MinExpiry {
+		e.refuse(r, 423, "Interval Too Brief", "", sip.NewHeader("Min-Expires", strconv.Itoa(e.cfg.MinExpiry)))
+		return 0, false
+	}
+	return min(n, e.cfg.MaxExpiry), true
+}
+
+// newSubscription is the subscription a SUBSCRIBE outside a dialog makes.
+func (e *Events) newSubscription(r *sipbus.Request, pkg, eventID string, expires int) *store.Subscription {
+	tag := e.ids.Tag()
+	fromTag, _ := r.From().Params.Get("tag")
+	var routes []string
+	for _, h := range r.GetHeaders("Record-Route") {
+		routes = append(routes, h.Value())
+	}
+	target := ""
+	if c := r.Contact(); c != nil {
+		target = c.Address.String()
+	}
+	aor, _, _ := sipmsg.AddressOfRecord(r.Recipient)
+	return &store.Subscription{
+		ID: store.SubscriptionID(r.CallID().Value(), tag, pkg, eventID), CallID: r.CallID().Value(), LocalTag: tag, RemoteTag: fromTag,
+		Event: pkg, EventID: eventID, Resource: aor, Watcher: r.From().Address.String(),
+		RemoteTarget: target, RouteSet: routes, RemoteCSeq: r.CSeq().SeqNo, State: "active",
+		Edge: r.Edge, Transport: r.Transport, Flow: r.Flow, Local: r.Reachable(),
+		Expires: e.clock.Now().Add(time.Duration(expires) * time.Second),
+	}
+}
+
+// ok answers 200 with the subscription's tag, Expires and Contact.
+func (e *Events) ok(r *sipbus.Request, tag string, expires int) {
+	res := sip.NewResponseFromRequest(r.Request, 200, "OK", nil)
+	if !r.To().Params.Has("tag") {
+		res.To().Params.Add("tag", tag)
+	}
+	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:siphon@"+r.Reachable()+">"))
+	e.reply(r, res)
+}
+
+// eventHeader is the Event header's package and id parameter.
+func eventHeader(req *sip.Request) (pkg, id string, ok bool) {
+	h := req.GetHeader("Event")
+	if h == nil {
+		return "", "", false
+	}
+	parts := strings.Split(h.Value(), ";")
+	pkg = strings.ToLower(strings.TrimSpace(parts[0]))
+	for _, p := range parts[1:] {
+		if k, v, found := strings.Cut(strings.TrimSpace(p), "="); found && strings.EqualFold(k, "id") {
+			id = v
+		}
+	}
+	return pkg, id, pkg != ""
+}
+
+// notify sends s's current state (reason, when set, goes with a terminated
+// state). A 481 or no answer ends the subscription (§4.2.2).
+func (e *Events) notify(ctx context.Context, s *store.Subscription, reason string) {
+	if s.State != "terminated" {
+		var err error
+		s, err = store.RetrySubscription(ctx, e.subs, s.ID, func(s *store.Subscription) error {
+			s.LocalCSeq++
+			return nil
+		})
+		if err != nil {
+			e.log.Warn("subscription gone before its NOTIFY", "error", err)
+			return
+		}
+	} else {
+		s.LocalCSeq++
+	}
+	body, contentType, err := packages[s.Event].body(ctx, e, s)
+	if err != nil {
+		e.log.Warn("NOTIFY body", "event", s.Event, "error", err)
+		return
+	}
+	state := "active;expires=" + strconv.Itoa(max(0, int(s.Expires.Sub(e.clock.Now()).Round(time.Second)/time.Second)))
+	if s.State == "terminated" {
+		state = "terminated"
+		if reason != "" {
+			state += ";reason=" + reason
+		}
+	}
+	d := uac.Dialog{CallID: s.CallID, LocalURI: "<" + s.Resource + ">", LocalTag: s.LocalTag, RemoteURI: "<" + s.Watcher + ">",
+		RemoteTag: s.RemoteTag, RemoteTarget: s.RemoteTarget, RouteSet: s.RouteSet, Contact: "sip:siphon@" + s.Local, UserAgent: e.userAgent}
+	req, err := d.Request(sip.NOTIFY, s.LocalCSeq, contentType, body)
+	if err != nil {
+		e.log.Warn("NOTIFY not built", "id", s.ID, "error", err)
+		return
+	}
+	event := s.Event
+	if s.EventID != "" {
+		event += ";id=" + s.EventID
+	}
+	req.AppendHeader(sip.NewHeader("Event", event))
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
+	via := uac.Via{}
+	if s.Flow != "" {
+		via = uac.Via{Edge: s.Edge, Flow: s.Flow}
+	}
+	res, err := e.send.Do(ctx, req, via, nil)
+	if s.State == "terminated" {
+		return
+	}
+	if err != nil || res.StatusCode == 481 || res.Synthesized != "" {
+		// §4.2.2: the subscriber is gone; so is the subscription.
+		_, _ = e.subs.Delete(ctx, s.ID)
+	}
+}
+
+// terminate ends an expired subscription with its last NOTIFY.
+func (e *Events) terminate(ctx context.Context, s *store.Subscription, reason string) {
+	if _, err := e.subs.Delete(ctx, s.ID); err != nil && !errors.Is(err, store.ErrSubscriptionNotFound) {
+		e.log.Warn("delete expired subscription", "id", s.ID, "error", err)
+	}
+	s.State = "terminated"
+	e.notify(ctx, s, reason)
+}
+
+// notifyWatchers sends the new state of resource to every subscription to pkg.
+func (e *Events) notifyWatchers(ctx context.Context, pkg, resource string) {
+	watchers, err := e.subs.Watchers(ctx, pkg, resource)
+	if err != nil {
+		e.log.Warn("watchers", "resource", resource, "error", err)
+		return
+	}
+	for _, s := range watchers {
+		if !s.Expires.After(e.clock.Now()) {
+			continue // the sweep's to end
+		}
+		e.notify(ctx, s, "")
+	}
+}
+
+// notifyReceived answers a NOTIFY: this lab subscribes to nothing, so none
+// matches a subscription of its own (§4.1.3: 481).
+func (e *Events) notifyReceived(r *sipbus.Request) {
+	e.refuse(r, 481, "Subscription Does Not Exist", "this lab holds no subscription a NOTIFY could be for")
+}
