@@ -34,7 +34,7 @@ import (
 // role's (each registered by its owner), and those of roles not built yet.
 type options struct {
 	shared config.Shared
-	auth   auth.Config // the --auth flags: every challenging role reads them
+	auth   auth.Config          // the --auth flags: every challenging role reads them
 	roles  map[string]role.Role // every registered role, configured by the flags
 }
 

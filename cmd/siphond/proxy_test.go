@@ -593,4 +593,3 @@ func TestProxyTwoEdges(t *testing.T) {
 		t.Fatalf("the retransmitted 200 came from %s, want edge A %s (the edge the caller sent to)", again.Source(), edgeA.sip)
 	}
 }
-
