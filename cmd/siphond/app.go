@@ -30,8 +30,8 @@ import (
 	"github.com/siphon-lab/siphon/pkg/store/redisstore"
 )
 
-// options is the whole command line: the shared flags, every registered
-// role's (each registered by its owner), and those of roles not built yet.
+// options is the whole command line: the shared flags, the --auth flags, and
+// every registered role's (each registered by its owner).
 type options struct {
 	shared config.Shared
 	auth   auth.Config          // the --auth flags: every challenging role reads them

@@ -267,6 +267,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"unknown foreign-domain policy", []string{"--foreign-domains", "relay"}, "--foreign-domains"},
 		{"dns server without port", []string{"--dns-server", "127.0.0.1"}, "--dns-server"},
 		{"advertise every interface", []string{"--advertise", "0.0.0.0:5060"}, "--advertise"},
+		{"subscription expiries out of order", []string{"--sub-min-expiry", "600", "--sub-default-expiry", "60"}, "--sub-min-expiry"},
 		{"bad env", nil, "SIPHON_REG_MIN_EXPIRY"},
 	}
 	for _, tt := range tests {
