@@ -91,3 +91,24 @@ func TestEventsTimeout(t *testing.T) {
 	wantState(t, notified(t, w), "terminated;reason=timeout", "")
 	w.quiet(t, 500*time.Millisecond) // exactly one
 }
+
+// TestEventsReg: the reg package (RFC 3680) follows carol's REGISTER: reginfo
+// version 0 with no contact, then version 1 with her binding, active.
+func TestEventsReg(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas")
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:carol@example.com"
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: reg", "Accept: application/reginfo+xml"}, ""), 200)
+	n := notified(t, w)
+	body := string(n.Body())
+	if n.ContentType().Value() != "application/reginfo+xml" || !strings.Contains(body, `version="0"`) || !strings.Contains(body, `state="init"`) {
+		t.Fatalf("first reginfo NOTIFY: want version 0, init:\n%s", n)
+	}
+	reg := newUAC(t, "udp", p.sip)
+	wantCode(t, reg.register("carol", "reg-reginfo-1", 1, "Contact: <sip:carol@192.0.2.31:5060>", "Expires: 300"), 200)
+	body = string(notified(t, w).Body())
+	if !strings.Contains(body, `version="1"`) || !strings.Contains(body, `state="active"`) || !strings.Contains(body, "<uri>sip:carol@192.0.2.31:5060</uri>") {
+		t.Fatalf("reginfo after the REGISTER: want version 1, active, her contact:\n%s", body)
+	}
+}

@@ -103,8 +103,8 @@ func (e *Events) Stop(ctx context.Context) error {
 	return err
 }
 
-// bindingChanged notifies the presence watchers of an address-of-record
-// whose bindings changed.
+// bindingChanged notifies the presence and reg watchers of an
+// address-of-record whose bindings changed.
 func (e *Events) bindingChanged(m *nats.Msg) {
 	var ev wire.BindingEvent
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
@@ -113,6 +113,7 @@ func (e *Events) bindingChanged(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	e.notifyWatchers(ctx, presence, ev.Binding.AOR)
+	e.notifyWatchers(ctx, reg, ev.Binding.AOR)
 }
 
 // sweep ends expired subscriptions: the store hands each to one replica,

@@ -20,6 +20,7 @@ const presence = "presence"
 // packages are the event packages this notifier serves.
 var packages = map[string]*eventPackage{
 	presence: {body: presenceBody},
+	reg:      {body: regBody},
 }
 
 func allowEvents() string {

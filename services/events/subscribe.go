@@ -174,6 +174,7 @@ func (e *Events) notify(ctx context.Context, s *store.Subscription, reason strin
 		var err error
 		s, err = store.RetrySubscription(ctx, e.subs, s.ID, func(s *store.Subscription) error {
 			s.LocalCSeq++
+			s.BodyVersion++ // one writer per subscription: bodies' versions rise in order
 			return nil
 		})
 		if err != nil {
@@ -182,6 +183,7 @@ func (e *Events) notify(ctx context.Context, s *store.Subscription, reason strin
 		}
 	} else {
 		s.LocalCSeq++
+		s.BodyVersion++
 	}
 	body, contentType, err := packages[s.Event].body(ctx, e, s)
 	if err != nil {
