@@ -112,3 +112,27 @@ func TestEventsReg(t *testing.T) {
 		t.Fatalf("reginfo after the REGISTER: want version 1, active, her contact:\n%s", body)
 	}
 }
+
+// TestEventsDialog: the dialog package (RFC 4235) follows a call to the uas:
+// a watcher of the called party gets confirmed, then terminated.
+func TestEventsDialog(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas")
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:service@" + p.sip // the party the calls below are to
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: dialog"}, ""), 200)
+	if body := string(notified(t, w).Body()); !strings.Contains(body, `state="full"`) || !strings.Contains(body, `version="0"`) {
+		t.Fatalf("first dialog-info: want full state, version 0:\n%s", body)
+	}
+	caller := newUA(t, p.sip)
+	c := caller.call()
+	c.established(nil, offer)
+	body := string(notified(t, w).Body())
+	if !strings.Contains(body, "<state>confirmed</state>") || !strings.Contains(body, `call-id="`+c.callID+`"`) || !strings.Contains(body, `version="1"`) {
+		t.Fatalf("dialog-info after the answer: want the call confirmed, version 1:\n%s", body)
+	}
+	wantCode(t, c.do("BYE", nil, ""), 200)
+	if body := string(notified(t, w).Body()); !strings.Contains(body, "<state>terminated</state>") || !strings.Contains(body, `version="2"`) {
+		t.Fatalf("dialog-info after the BYE: want terminated, version 2:\n%s", body)
+	}
+}

@@ -48,6 +48,7 @@ type Events struct {
 
 	svc      *sipbus.Service
 	bindings *nats.Subscription
+	calls    *nats.Subscription
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -64,7 +65,8 @@ func (e *Events) Name() string { return wire.RoleEvents }
 func (e *Events) Config() role.Config { return &e.cfg }
 
 // Start implements role.Role: it serves SUBSCRIBE and NOTIFY, follows the
-// registrar's binding events for presence, and sweeps expired subscriptions.
+// registrar's binding events (presence, reg) and the uas's call events
+// (dialog), and sweeps expired subscriptions.
 func (e *Events) Start(_ context.Context, d role.Deps) error {
 	e.userAgent, e.subs, e.loc, e.metrics, e.clock = d.UserAgent, d.Store.Subscriptions(), d.Store.Location(), d.Metrics, d.Clock
 	e.ids, e.log = d.IDs(wire.RoleEvents), d.Log.With("role", wire.RoleEvents)
@@ -77,6 +79,10 @@ func (e *Events) Start(_ context.Context, d role.Deps) error {
 	e.bindings, err = d.NATS.QueueSubscribe(wire.EventSource(wire.RoleRegistrar), wire.RoleEvents, e.bindingChanged)
 	if err != nil {
 		return fmt.Errorf("events: follow bindings: %w", err)
+	}
+	e.calls, err = d.NATS.QueueSubscribe(wire.EventSource(wire.RoleUAS), wire.RoleEvents, e.callChanged)
+	if err != nil {
+		return fmt.Errorf("events: follow calls: %w", err)
 	}
 	e.svc, err = sipbus.Serve(d.NATS, wire.RoleEvents, map[string]sipbus.Handler{
 		"SUBSCRIBE": e.subscribe,
@@ -98,6 +104,7 @@ func (e *Events) Stop(ctx context.Context) error {
 	}
 	close(e.stop)
 	_ = e.bindings.Unsubscribe()
+	_ = e.calls.Unsubscribe()
 	err := e.svc.Stop(ctx)
 	e.wg.Wait()
 	return err

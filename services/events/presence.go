@@ -19,8 +19,9 @@ const presence = "presence"
 
 // packages are the event packages this notifier serves.
 var packages = map[string]*eventPackage{
-	presence: {body: presenceBody},
-	reg:      {body: regBody},
+	presence:  {body: presenceBody},
+	reg:       {body: regBody},
+	dialogPkg: {body: dialogBody},
 }
 
 func allowEvents() string {

@@ -167,9 +167,14 @@ func eventHeader(req *sip.Request) (pkg, id string, ok bool) {
 	return pkg, id, pkg != ""
 }
 
+// bodyFunc makes a NOTIFY body for s that the package's own cannot: the
+// change an event brought.
+type bodyFunc func(s *store.Subscription) (body []byte, contentType string)
+
 // notify sends s's current state (reason, when set, goes with a terminated
-// state). A 481 or no answer ends the subscription (§4.2.2).
-func (e *Events) notify(ctx context.Context, s *store.Subscription, reason string) {
+// state), or with, when given, the body it makes. A 481 or no answer ends the
+// subscription (§4.2.2).
+func (e *Events) notify(ctx context.Context, s *store.Subscription, reason string, with ...bodyFunc) {
 	if s.State != "terminated" {
 		var err error
 		s, err = store.RetrySubscription(ctx, e.subs, s.ID, func(s *store.Subscription) error {
@@ -185,10 +190,16 @@ func (e *Events) notify(ctx context.Context, s *store.Subscription, reason strin
 		s.LocalCSeq++
 		s.BodyVersion++
 	}
-	body, contentType, err := packages[s.Event].body(ctx, e, s)
-	if err != nil {
-		e.log.Warn("NOTIFY body", "event", s.Event, "error", err)
-		return
+	var body []byte
+	var contentType string
+	if len(with) > 0 {
+		body, contentType = with[0](s)
+	} else {
+		var err error
+		if body, contentType, err = packages[s.Event].body(ctx, e, s); err != nil {
+			e.log.Warn("NOTIFY body", "event", s.Event, "error", err)
+			return
+		}
 	}
 	state := "active;expires=" + strconv.Itoa(max(0, int(s.Expires.Sub(e.clock.Now()).Round(time.Second)/time.Second)))
 	if s.State == "terminated" {
@@ -235,6 +246,11 @@ func (e *Events) terminate(ctx context.Context, s *store.Subscription, reason st
 
 // notifyWatchers sends the new state of resource to every subscription to pkg.
 func (e *Events) notifyWatchers(ctx context.Context, pkg, resource string) {
+	e.notifyWatchersWith(ctx, pkg, resource)
+}
+
+// notifyWatchersWith is notifyWatchers with the body with makes, when given.
+func (e *Events) notifyWatchersWith(ctx context.Context, pkg, resource string, with ...bodyFunc) {
 	watchers, err := e.subs.Watchers(ctx, pkg, resource)
 	if err != nil {
 		e.log.Warn("watchers", "resource", resource, "error", err)
@@ -244,7 +260,7 @@ func (e *Events) notifyWatchers(ctx context.Context, pkg, resource string) {
 		if !s.Expires.After(e.clock.Now()) {
 			continue // the sweep's to end
 		}
-		e.notify(ctx, s, "")
+		e.notify(ctx, s, "", with...)
 	}
 }
 
