@@ -1,11 +1,15 @@
 package main
 
 import (
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
 )
 
 // notified awaits the next NOTIFY at u, answers it 200 and returns it.
@@ -134,5 +138,93 @@ func TestEventsDialog(t *testing.T) {
 	wantCode(t, c.do("BYE", nil, ""), 200)
 	if body := string(notified(t, w).Body()); !strings.Contains(body, "<state>terminated</state>") || !strings.Contains(body, `version="2"`) {
 		t.Fatalf("dialog-info after the BYE: want terminated, version 2:\n%s", body)
+	}
+}
+
+// TestEventsReplicas: two events replicas as separate processes on Redis.
+// Four subscriptions spread over both; one replica is SIGKILLed; a refresh of
+// each is served by the survivor, and each still ends with exactly one
+// terminated NOTIFY when it expires (the store hands each expiry to one replica).
+func TestEventsReplicas(t *testing.T) {
+	url, redis := testutil.NATSServer(t).URL, testutil.Redis(t)
+	shared := []string{"--mode", "subscription-server", "--nats", url, "--redis", redis, "--sub-min-expiry", "1"}
+	a := start(t, false, append(shared, "--role", "events")...)
+	start(t, false, append(shared, "--role", "events")...)
+	edge := start(t, true, append(shared, "--role", "edge")...)
+
+	w := newUA(t, edge.sip)
+	var subs []*dialog
+	for i := range 4 {
+		d := w.call()
+		d.ruri = "sip:dora" + strconv.Itoa(i) + "@example.com"
+		d.cseq = uint32(100 * i) // CSeqs apart: the scripted UA absorbs a repeated final as a retransmission
+		res := d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 60"}, "")
+		wantCode(t, res, 200)
+		d.toTag, _ = res.To().Params.Get("tag")
+		wantState(t, notified(t, w), "active;expires=", "closed")
+		subs = append(subs, d)
+	}
+	a.stop(syscall.SIGKILL)
+	for _, d := range subs { // the survivor serves every refresh: the state is in Redis
+		wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 2"}, ""), 200)
+		n := w.await("NOTIFY active for "+d.callID, 10*time.Second, func(m sip.Message) bool {
+			r, ok := m.(*sip.Request)
+			st := ""
+			if ok && r.GetHeader("Subscription-State") != nil {
+				st = r.GetHeader("Subscription-State").Value()
+			}
+			return ok && r.Method == sip.NOTIFY && r.CallID().Value() == d.callID && strings.HasPrefix(st, "active")
+		}).(*sip.Request)
+		w.answer(n, 200, "OK", "", nil, "")
+	}
+	// Every NOTIFY answered as it comes; a terminated one counted once per
+	// CSeq (the edge retransmits until the answer is in).
+	ended := map[string]map[uint32]bool{}
+	done := func() bool {
+		for _, d := range subs {
+			if len(ended[d.callID]) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	next := func() sip.Message {
+		if len(w.backlog) > 0 { // set aside by the awaits above
+			m := w.backlog[0]
+			w.backlog = w.backlog[1:]
+			return m
+		}
+		select {
+		case m := <-w.in:
+			return m
+		case <-time.After(100 * time.Millisecond):
+			return nil
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var settled time.Time // once all ended: a second terminated NOTIFY would come before it
+	for settled.IsZero() || time.Now().Before(settled) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every subscription ended within 30s: %v", ended)
+		}
+		n, ok := next().(*sip.Request)
+		if !ok || n.Method != sip.NOTIFY {
+			continue
+		}
+		w.answer(n, 200, "OK", "", nil, "")
+		if st := n.GetHeader("Subscription-State"); st != nil && strings.HasPrefix(st.Value(), "terminated;reason=timeout") {
+			if ended[n.CallID().Value()] == nil {
+				ended[n.CallID().Value()] = map[uint32]bool{}
+			}
+			ended[n.CallID().Value()][n.CSeq().SeqNo] = true
+		}
+		if settled.IsZero() && done() {
+			settled = time.Now().Add(1500 * time.Millisecond)
+		}
+	}
+	for _, d := range subs {
+		if len(ended[d.callID]) != 1 {
+			t.Errorf("subscription %s ended with %d terminated NOTIFYs, want 1", d.callID, len(ended[d.callID]))
+		}
 	}
 }
