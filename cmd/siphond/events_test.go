@@ -228,3 +228,11 @@ func TestEventsReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsWithSIPp: SIPp's watcher (bench/sipp/subscribe.xml) subscribes
+// to presence, takes the NOTIFY, unsubscribes and takes the last NOTIFY, on
+// subscription-server — ten watchers.
+func TestEventsWithSIPp(t *testing.T) {
+	p := start(t, true, "--mode", "subscription-server")
+	sipp(t, "../../bench/sipp/subscribe.xml", "u1", p.sip, 10, 10, "-s", "erin").mustPass(t, 10)
+}
