@@ -57,9 +57,11 @@ func (e *Events) callChanged(m *nats.Msg) {
 	dlg := []byte(`  <dialog id="` + html.EscapeString(ev.CallID+";"+ev.LocalTag) + `" call-id="` + html.EscapeString(ev.CallID) +
 		`" local-tag="` + html.EscapeString(ev.LocalTag) + `" remote-tag="` + html.EscapeString(ev.RemoteTag) +
 		`" direction="recipient"><state>` + state + "</state></dialog>\r\n")
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	e.notifyWatchersWith(ctx, dialogPkg, aor, func(s *store.Subscription) ([]byte, string) {
-		return dialogInfo(s, "partial", dlg), "application/dialog-info+xml"
+	e.enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		e.notifyWatchersWith(ctx, dialogPkg, aor, func(s *store.Subscription) ([]byte, string) {
+			return dialogInfo(s, "partial", dlg), "application/dialog-info+xml"
+		})
 	})
 }

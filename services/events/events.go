@@ -24,6 +24,11 @@ import (
 
 const (
 	workers = 64
+	// notifiers send the NOTIFYs a state change or an expiry brings, off the
+	// NATS callbacks and the sweep: each may wait 32 s on an unanswering
+	// subscriber. queued bounds what waits for them.
+	notifiers = 32
+	queued    = 4096
 	// sweepEvery is how often a replica looks for expired subscriptions.
 	sweepEvery = 250 * time.Millisecond
 	// storeTimeout bounds one store or NOTIFY round.
@@ -51,6 +56,8 @@ type Events struct {
 	calls    *nats.Subscription
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	jobs     chan func()
+	jobsWG   sync.WaitGroup
 }
 
 // notifier is how NOTIFYs leave: uac.Client through the edges; tests fake it.
@@ -75,6 +82,21 @@ func (e *Events) Start(_ context.Context, d role.Deps) error {
 		return fmt.Errorf("events: %w", err)
 	}
 	e.send = client
+	e.jobs, e.stop = make(chan func(), queued), make(chan struct{})
+	for range notifiers {
+		e.jobsWG.Add(1)
+		go func() {
+			defer e.jobsWG.Done()
+			for {
+				select {
+				case job := <-e.jobs:
+					job()
+				case <-e.stop:
+					return
+				}
+			}
+		}()
+	}
 	// One replica per binding event (a queue group): each watcher gets one NOTIFY.
 	e.bindings, err = d.NATS.QueueSubscribe(wire.EventSource(wire.RoleRegistrar), wire.RoleEvents, e.bindingChanged)
 	if err != nil {
@@ -91,7 +113,6 @@ func (e *Events) Start(_ context.Context, d role.Deps) error {
 	if err != nil {
 		return err
 	}
-	e.stop = make(chan struct{})
 	e.wg.Add(1)
 	go e.sweep()
 	return nil
@@ -107,7 +128,16 @@ func (e *Events) Stop(ctx context.Context) error {
 	_ = e.calls.Unsubscribe()
 	err := e.svc.Stop(ctx)
 	e.wg.Wait()
+	e.jobsWG.Wait()
 	return err
+}
+
+// enqueue hands job to the notifiers; when the role is stopping it is dropped.
+func (e *Events) enqueue(job func()) {
+	select {
+	case e.jobs <- job:
+	case <-e.stop:
+	}
 }
 
 // bindingChanged notifies the presence and reg watchers of an
@@ -117,10 +147,12 @@ func (e *Events) bindingChanged(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	e.notifyWatchers(ctx, presence, ev.Binding.AOR)
-	e.notifyWatchers(ctx, reg, ev.Binding.AOR)
+	e.enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		e.notifyWatchers(ctx, presence, ev.Binding.AOR)
+		e.notifyWatchers(ctx, reg, ev.Binding.AOR)
+	})
 }
 
 // sweep ends expired subscriptions: the store hands each to one replica,
@@ -139,10 +171,14 @@ func (e *Events) sweep() {
 			if err != nil {
 				e.log.Warn("expired subscriptions", "error", err)
 			}
-			for _, s := range expired {
-				e.terminate(ctx, s, "timeout")
-			}
 			cancel()
+			for _, s := range expired {
+				e.enqueue(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+					defer cancel()
+					e.terminate(ctx, s, "timeout")
+				})
+			}
 		}
 	}
 }
