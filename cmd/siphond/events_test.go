@@ -73,6 +73,10 @@ func TestEventsPresence(t *testing.T) {
 	if a := res.GetHeader("Allow-Events"); a == nil || !strings.Contains(a.Value(), "presence") {
 		t.Fatalf("489 without Allow-Events: presence:\n%s", res)
 	}
+	opts := other.do("OPTIONS", nil, "") // RFC 6665 §8.2.2: OPTIONS says which packages
+	if a := opts.GetHeader("Allow-Events"); a == nil || a.Value() != "dialog, presence, reg" {
+		t.Fatalf("OPTIONS without Allow-Events: dialog, presence, reg:\n%s", opts)
+	}
 	res = other.do("SUBSCRIBE", []string{"Event: presence", "Expires: 10"}, "")
 	wantCode(t, res, 423)
 	if m := res.GetHeader("Min-Expires"); m == nil || m.Value() != "60" {

@@ -73,6 +73,10 @@ type CallEvent struct {
 	At          time.Time `json:"at"`
 }
 
+// EventPackages are the SIP event packages (RFC 6665) the events role
+// serves, for its 489s and every OPTIONS answer's Allow-Events (§8.2.2).
+var EventPackages = []string{"dialog", "presence", "reg"}
+
 // The proxy's events (source RoleProxy), payload RouteEvent.
 const (
 	// EventCallRouted: a request out of a dialog was forwarded to the bindings

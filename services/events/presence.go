@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"html"
-	"sort"
 	"strings"
 
 	"github.com/siphon-lab/siphon/pkg/store"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // A package makes the body of a NOTIFY from the state it watches.
@@ -24,14 +24,7 @@ var packages = map[string]*eventPackage{
 	dialogPkg: {body: dialogBody},
 }
 
-func allowEvents() string {
-	names := make([]string, 0, len(packages))
-	for n := range packages {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
+func allowEvents() string { return strings.Join(wire.EventPackages, ", ") }
 
 // presenceBody is RFC 3863 PIDF from the registrations (RFC 3856 §6.8 lets a
 // presence agent use them): open while the resource has a binding, closed

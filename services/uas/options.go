@@ -1,11 +1,14 @@
 package uas
 
 import (
+	"strings"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // accept is what bodies siphon understands (RFC 3261 §11.2).
@@ -22,7 +25,21 @@ func (u *UAS) options(r *sipbus.Request) {
 		supported = u.supported
 	}
 	res.AppendHeader(sip.NewHeader("Supported", supported))
+	if u.eventsIn(r) {
+		res.AppendHeader(sip.NewHeader("Allow-Events", strings.Join(wire.EventPackages, ", ")))
+	}
 	u.respond(r, res)
+}
+
+// eventsIn says whether the mode r's edge runs sends SUBSCRIBE to the events
+// role: then OPTIONS answers say which packages (RFC 6665 §8.2.2).
+func (u *UAS) eventsIn(r *sipbus.Request) bool {
+	md, err := mode.Lookup(r.Mode)
+	if err != nil {
+		md = u.mode
+	}
+	role, ok := md.RoleFor("SUBSCRIBE")
+	return ok && role == mode.RoleEvents
 }
 
 // callsIn says whether the mode r's edge runs sends calls to the uas: only then
