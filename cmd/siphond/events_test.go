@@ -65,7 +65,7 @@ func TestEventsPresence(t *testing.T) {
 	wantState(t, notified(t, w), "terminated", "")
 	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 900"}, ""), 481) // it is gone
 
-	w2 := newUA(t, p.sip) // its own CSeqs: the scripted UA absorbs a repeated final as a retransmission
+	w2 := newUA(t, p.sip)
 	other := w2.call()
 	other.ruri = "sip:alice@example.com"
 	res = other.do("SUBSCRIBE", []string{"Event: frobnication"}, "")
@@ -161,7 +161,6 @@ func TestEventsReplicas(t *testing.T) {
 	for i := range 4 {
 		d := w.call()
 		d.ruri = "sip:dora" + strconv.Itoa(i) + "@example.com"
-		d.cseq = uint32(100 * i) // CSeqs apart: the scripted UA absorbs a repeated final as a retransmission
 		res := d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 60"}, "")
 		wantCode(t, res, 200)
 		d.toTag, _ = res.To().Params.Get("tag")

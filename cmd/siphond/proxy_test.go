@@ -163,11 +163,7 @@ func TestProxyMessage(t *testing.T) {
 func TestProxyTCPCallee(t *testing.T) {
 	p := start(t, true, "--mode", "proxy", "--domain", "example.com")
 	callee := newTCPUA(t, p.sip)
-	reg := "REGISTER sip:" + p.sip + ";transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP " + callee.addr + ";branch=z9hG4bKtcpreg\r\n" +
-		"Max-Forwards: 70\r\nFrom: <sip:dave@example.com>;tag=d1\r\nTo: <sip:dave@example.com>\r\nCall-ID: tcpreg\r\n" +
-		"CSeq: 1 REGISTER\r\nContact: <" + callee.uri("dave", callee.addr) + ">\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
-	callee.send(reg)
-	wantCode(t, callee.final("REGISTER", 1), 200)
+	registerOverTCP(t, callee, p.sip, "dave")
 
 	caller := newUA(t, p.sip)
 	d := caller.call()
@@ -234,6 +230,15 @@ func registerBindings(t *testing.T, p *proc, user string, contacts ...string) {
 	if res.StatusCode != 200 || len(res.GetHeaders("Contact")) != len(contacts) {
 		t.Fatalf("REGISTER of %d contacts for %s: %d\n%s", len(contacts), user, res.StatusCode, res)
 	}
+}
+
+// registerOverTCP binds user@example.com to the TCP UA u's connection to server.
+func registerOverTCP(t *testing.T, u *ua, server, user string) {
+	t.Helper()
+	u.send("REGISTER sip:" + server + ";transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP " + u.addr + ";branch=z9hG4bKtcpreg" + user + "\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:" + user + "@example.com>;tag=r1\r\nTo: <sip:" + user + "@example.com>\r\nCall-ID: tcpreg-" + user + "\r\n" +
+		"CSeq: 1 REGISTER\r\nContact: <" + u.uri(user, u.addr) + ">\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n")
+	wantCode(t, u.final("REGISTER", 1), 200)
 }
 
 // TestProxyDecline: bob's first phone rings, his second declines with 603:
@@ -437,8 +442,6 @@ func TestProxyMaxBreadth(t *testing.T) {
 	p := start(t, true, "--mode", "proxy", "--domain", "example.com", "--fork-mode", "parallel")
 	phones := []*ua{newUA(t, p.sip), newUA(t, p.sip), newUA(t, p.sip)}
 	registerBindings(t, p, "bob", "<sip:bob@"+phones[0].addr+">;q=1.0", "<sip:bob@"+phones[1].addr+">;q=0.9", "<sip:bob@"+phones[2].addr+">;q=0.8")
-	// One sender, CSeq rising: the scripted UA absorbs a second final of the
-	// same method, CSeq and code as a retransmission.
 	d := newUA(t, p.sip).call()
 	d.ruri = "sip:bob@example.com"
 	message := func(breadth string) uint32 {
@@ -558,11 +561,7 @@ func TestProxyTwoEdges(t *testing.T) {
 	edgeB := start(t, true, append(shared, "--role", "edge", "--edge-id", "edge-b")...)
 
 	callee := newTCPUA(t, edgeB.sip)
-	reg := "REGISTER sip:" + edgeB.sip + ";transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP " + callee.addr + ";branch=z9hG4bKtworeg\r\n" +
-		"Max-Forwards: 70\r\nFrom: <sip:hana@example.com>;tag=h1\r\nTo: <sip:hana@example.com>\r\nCall-ID: tworeg\r\n" +
-		"CSeq: 1 REGISTER\r\nContact: <" + callee.uri("hana", callee.addr) + ">\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
-	callee.send(reg)
-	wantCode(t, callee.final("REGISTER", 1), 200)
+	registerOverTCP(t, callee, edgeB.sip, "hana")
 
 	caller := newUA(t, edgeA.sip)
 	d := caller.call()

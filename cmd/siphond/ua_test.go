@@ -35,8 +35,8 @@ type ua struct {
 	// comes (RFC 3261 §17.1.1.2, §17.1.2.2), and absorbs retransmitted final
 	// responses of non-INVITE transactions, as a UA's transaction layer does.
 	mu      sync.Mutex
-	pending map[string]chan struct{} // "METHOD cseq" → stops the retransmission
-	finals  map[string]bool          // "METHOD cseq code" of non-INVITE finals seen
+	pending map[string]chan struct{} // txKey → stops the retransmission
+	finals  map[string]bool          // txKey + code of non-INVITE finals seen
 }
 
 func newUA(t *testing.T, server string) *ua {
@@ -139,7 +139,7 @@ func (u *ua) send(raw string) {
 	if err != nil || !ok || req.IsAck() {
 		return
 	}
-	key := string(req.Method) + " " + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
+	key := txKey(req)
 	stop := make(chan struct{})
 	u.mu.Lock()
 	if old := u.pending[key]; old != nil {
@@ -174,7 +174,7 @@ func (u *ua) transaction(msg sip.Message) bool {
 	if !ok || res.CSeq() == nil {
 		return true
 	}
-	key := string(res.CSeq().MethodName) + " " + strconv.FormatUint(uint64(res.CSeq().SeqNo), 10)
+	key := txKey(res)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if stop := u.pending[key]; stop != nil {
@@ -190,6 +190,13 @@ func (u *ua) transaction(msg sip.Message) bool {
 	}
 	u.finals[final] = true
 	return true
+}
+
+// txKey names a transaction of this UA: Call-ID, method and CSeq (calls of
+// one UA may share CSeq numbers).
+func txKey(m sip.Message) string {
+	cseq := m.CSeq()
+	return m.CallID().Value() + " " + string(cseq.MethodName) + " " + strconv.FormatUint(uint64(cseq.SeqNo), 10)
 }
 
 func (u *ua) stopRetransmissions() {

@@ -26,6 +26,19 @@ func NewResponse(req *sip.Request, code int, reason string, body []byte, gen *id
 	return res
 }
 
+// Refusal is a response a role makes itself (NewResponse), with hdrs and,
+// when detail is set, a Warning from agent saying exactly what was wrong.
+func Refusal(req *sip.Request, code int, reason, agent, detail string, gen *ids.Generator, hdrs ...sip.Header) *sip.Response {
+	res := NewResponse(req, code, reason, nil, gen)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if detail != "" {
+		res.AppendHeader(Warning(agent, detail))
+	}
+	return res
+}
+
 // Warning is a Warning header (RFC 3261 §20.43) with code 399, naming agent and
 // saying text: how siphon tells a sender what exactly was wrong.
 func Warning(agent, text string) sip.Header {

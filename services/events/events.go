@@ -192,12 +192,5 @@ func (e *Events) reply(r *sipbus.Request, res *sip.Response) {
 }
 
 func (e *Events) refuse(r *sipbus.Request, code int, reason, detail string, hdrs ...sip.Header) {
-	res := sipmsg.NewResponse(r.Request, code, reason, nil, e.ids)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if detail != "" {
-		res.AppendHeader(sipmsg.Warning("siphon-events", detail))
-	}
-	e.reply(r, res)
+	e.reply(r, sipmsg.Refusal(r.Request, code, reason, "siphon-events", detail, e.ids, hdrs...))
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/emiago/sipgo/sip"
@@ -19,7 +18,7 @@ import (
 // requests from foreign domains for our users; a request for a foreign domain
 // (--foreign-domains forward) is, from anyone.
 // It answers itself and reports false when r may not go on.
-func (p *Proxy) authorize(ctx context.Context, r *sipbus.Request) bool {
+func (p *Proxy) authorize(r *sipbus.Request) bool {
 	if p.auth == nil || r.To().Params.Has("tag") {
 		return true
 	}
@@ -30,6 +29,8 @@ func (p *Proxy) authorize(ctx context.Context, r *sipbus.Request) bool {
 	if !foreign && !p.ours(r, from.Host, from.Port) {
 		return true
 	}
+	ctx, cancel := p.ctx() // only here: no timer per request when --auth is off
+	defer cancel()
 	now := p.clock.Now()
 	user, v, err := p.auth.Check(ctx, auth.Proxy, r.Request, r.Remote, now, func(host string, port int) bool { return p.ours(r, host, port) })
 	if err != nil {

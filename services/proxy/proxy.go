@@ -182,13 +182,7 @@ func (p *Proxy) fromReplicaSubject(m *nats.Msg) {
 
 // reply answers r with a response of the proxy's own making.
 func (p *Proxy) reply(r *sipbus.Request, code int, reason, detail string, hdrs ...sip.Header) {
-	res := sipmsg.NewResponse(r.Request, code, reason, nil, p.ids)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if detail != "" {
-		res.AppendHeader(sipmsg.Warning("siphon-proxy", detail))
-	}
+	res := sipmsg.Refusal(r.Request, code, reason, "siphon-proxy", detail, p.ids, hdrs...)
 	res.AppendHeader(sip.NewHeader("Server", p.userAgent))
 	if err := r.Respond(res); err != nil {
 		p.log.Warn("respond failed", "error", err)

@@ -51,9 +51,7 @@ func (p *Proxy) request(r *sipbus.Request) {
 			sip.NewHeader("Unsupported", strings.Join(missing, ", ")))
 		return
 	}
-	ctx, cancel := p.ctx()
-	defer cancel()
-	if !p.authorize(ctx, r) {
+	if !p.authorize(r) {
 		return
 	}
 	breadth, ok := maxBreadth(r.Request)

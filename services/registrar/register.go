@@ -233,11 +233,7 @@ func (r *Registrar) ok(req *sipbus.Request, bindings []store.Binding, now time.T
 }
 
 func (r *Registrar) refusal(req *sipbus.Request, code int, reason, detail string) *sip.Response {
-	res := sipmsg.NewResponse(req.Request, code, reason, nil, r.ids)
-	if detail != "" {
-		res.AppendHeader(sipmsg.Warning("siphon-registrar", detail))
-	}
-	return res
+	return sipmsg.Refusal(req.Request, code, reason, "siphon-registrar", detail, r.ids)
 }
 
 func (r *Registrar) reject(req *sipbus.Request, code int, reason, detail string) {

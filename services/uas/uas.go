@@ -188,14 +188,7 @@ func (u *UAS) respond(r *sipbus.Request, res *sip.Response) {
 // reply answers r with a response of its own making; detail, when set, goes in
 // a Warning so the sender learns exactly what was wrong.
 func (u *UAS) reply(r *sipbus.Request, code int, reason, detail string, hdrs ...sip.Header) {
-	res := sipmsg.NewResponse(r.Request, code, reason, nil, u.ids)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if detail != "" {
-		res.AppendHeader(sipmsg.Warning("siphon-uas", detail))
-	}
-	u.respond(r, res)
+	u.respond(r, sipmsg.Refusal(r.Request, code, reason, "siphon-uas", detail, u.ids, hdrs...))
 }
 
 func (u *UAS) ctx() (context.Context, context.CancelFunc) {

@@ -16,14 +16,16 @@ import (
 type records[T any] struct {
 	now  func() time.Time
 	meta func(*T) meta
-	// index and unindex keep a kind's own secondary index (the caller holds mu).
-	index, unindex func(id string, v *T)
+	// group, when set, names the group a record is in (a subscription's
+	// package and resource): members lists a group's records.
+	group func(*T) string
 	// The kind's errors.
 	errExists, errNotFound, errConflict error
 
-	mu    sync.Mutex
-	items map[string]*stored[T]
-	due   timeHeap[*stored[T]]
+	mu     sync.Mutex
+	items  map[string]*stored[T]
+	groups map[string]map[string]bool // group → ids
+	due    timeHeap[*stored[T]]
 }
 
 // meta is what records read of a value: its id, its version, when it is due
@@ -37,6 +39,7 @@ type meta struct {
 
 type stored[T any] struct {
 	id      string
+	group   string
 	data    []byte
 	version int64
 	due     time.Time
@@ -56,7 +59,8 @@ func (it *stored[T]) decode() (*T, error) {
 }
 
 func newRecords[T any](now func() time.Time, m func(*T) meta, exists, notFound, conflict error) *records[T] {
-	return &records[T]{now: now, meta: m, items: map[string]*stored[T]{}, errExists: exists, errNotFound: notFound, errConflict: conflict}
+	return &records[T]{now: now, meta: m, items: map[string]*stored[T]{}, groups: map[string]map[string]bool{},
+		errExists: exists, errNotFound: notFound, errConflict: conflict}
 }
 
 // remove drops it from the map, the heap and the kind's index; the caller holds mu.
@@ -65,9 +69,10 @@ func (r *records[T]) remove(it *stored[T]) {
 	if it.index >= 0 {
 		heap.Remove(&r.due, it.index)
 	}
-	if r.unindex != nil {
-		if v, err := it.decode(); err == nil {
-			r.unindex(it.id, v)
+	if ids := r.groups[it.group]; ids != nil {
+		delete(ids, it.id)
+		if len(ids) == 0 {
+			delete(r.groups, it.group)
 		}
 	}
 }
@@ -97,10 +102,33 @@ func (r *records[T]) put(v *T) error {
 	if !m.due.IsZero() {
 		heap.Push(&r.due, it)
 	}
-	if r.index != nil {
-		r.index(m.id, v)
+	if r.group != nil {
+		it.group = r.group(v)
+		if r.groups[it.group] == nil {
+			r.groups[it.group] = map[string]bool{}
+		}
+		r.groups[it.group][m.id] = true
 	}
 	return nil
+}
+
+// members are the live records of group.
+func (r *records[T]) members(group string) ([]*T, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*T
+	for id := range r.groups[group] {
+		it, ok := r.live(id)
+		if !ok {
+			continue
+		}
+		v, err := it.decode()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Create stores v with version 1 unless its id is live.
