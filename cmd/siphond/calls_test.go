@@ -59,11 +59,11 @@ func wantBody(t *testing.T, m sip.Message, parts ...string) {
 }
 
 // uasLab is one siphond on its own NATS server, with its events watched.
-func uasLab(t *testing.T, args ...string) (*proc, *uasEvents) {
+func uasLab(t *testing.T, args ...string) (*proc, *roleEvents) {
 	t.Helper()
 	url := testutil.NATSServer(t).URL
 	p := start(t, true, append([]string{"--mode", "full-uas", "--nats", url}, args...)...)
-	return p, watchUASEvents(t, url)
+	return p, watchRole(t, url, wire.RoleUAS)
 }
 
 func TestCallsWithSIPp(t *testing.T) {
@@ -461,7 +461,7 @@ func TestByeOnAnotherReplica(t *testing.T) {
 	natsURL := nats.URL
 	common := []string{"--mode", "full-uas", "--nats", natsURL, "--redis", redisURL}
 	edge := start(t, true, append(common, "--role", "edge")...)
-	ev := watchUASEvents(t, natsURL)
+	ev := watchRole(t, natsURL, wire.RoleUAS)
 	first := start(t, false, append(common, "--role", "uas")...)
 
 	d := newUA(t, edge.sip).call()

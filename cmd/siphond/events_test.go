@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // notified awaits the next NOTIFY at u, answers it 200 and returns it.
@@ -74,8 +75,8 @@ func TestEventsPresence(t *testing.T) {
 		t.Fatalf("489 without Allow-Events: presence:\n%s", res)
 	}
 	opts := other.do("OPTIONS", nil, "") // RFC 6665 §8.2.2: OPTIONS says which packages
-	if a := opts.GetHeader("Allow-Events"); a == nil || a.Value() != "dialog, presence, reg" {
-		t.Fatalf("OPTIONS without Allow-Events: dialog, presence, reg:\n%s", opts)
+	if a := opts.GetHeader("Allow-Events"); a == nil || a.Value() != "dialog, message-summary, presence, reg" {
+		t.Fatalf("OPTIONS without Allow-Events: dialog, message-summary, presence, reg:\n%s", opts)
 	}
 	res = other.do("SUBSCRIBE", []string{"Event: presence", "Expires: 10"}, "")
 	wantCode(t, res, 423)
@@ -238,4 +239,143 @@ func TestEventsReplicas(t *testing.T) {
 func TestEventsWithSIPp(t *testing.T) {
 	p := start(t, true, "--mode", "subscription-server")
 	sipp(t, "../../bench/sipp/subscribe.xml", "u1", p.sip, 10, 10, "-s", "erin").mustPass(t, 10)
+}
+
+func pidf(entity, basic, note string) string {
+	return `<?xml version="1.0" encoding="UTF-8"?>` + "\r\n" +
+		`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="` + entity + `">` +
+		`<tuple id="phone"><status><basic>` + basic + `</basic></status><note>` + note + `</note></tuple></presence>` + "\r\n"
+}
+
+// publish sends a PUBLISH for resource from its own transaction and returns
+// the final response.
+func publish(u *ua, resource, event string, hdrs []string, body string) *sip.Response {
+	p := u.call()
+	p.ruri = resource
+	return p.do("PUBLISH", append([]string{"Event: " + event}, hdrs...), body)
+}
+
+func etag(t *testing.T, res *sip.Response) string {
+	t.Helper()
+	wantCode(t, res, 200)
+	h := res.GetHeader("SIP-ETag")
+	if h == nil || h.Value() == "" {
+		t.Fatalf("200 to PUBLISH without SIP-ETag:\n%s", res)
+	}
+	return h.Value()
+}
+
+// TestEventsPublish: PUBLISH (RFC 3903) sets frank's presence and his
+// watcher gets the published PIDF; SIP-If-Match modifies it (a new
+// entity-tag, the old one then 412), refreshes it (no NOTIFY: the state did
+// not change) and removes it (the state falls back to his registrations).
+// What a compositor refuses: 412, 489, 415, 400, 423.
+func TestEventsPublish(t *testing.T) {
+	p := start(t, true, "--mode", "subscription-server")
+	frank := "sip:frank@example.com"
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = frank
+	res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
+	wantCode(t, res, 200)
+	wantState(t, notified(t, w), "active;expires=", "closed")
+
+	pub := newUA(t, p.sip)
+	pidfType := "Content-Type: application/pidf+xml"
+	res = publish(pub, frank, "presence", []string{pidfType, "Expires: 120"}, pidf(frank, "open", "in a meeting"))
+	first := etag(t, res)
+	if e := res.GetHeader("Expires"); e == nil || e.Value() != "120" {
+		t.Fatalf("200 to PUBLISH without Expires: 120:\n%s", res)
+	}
+	n := notified(t, w)
+	if !strings.Contains(string(n.Body()), "<note>in a meeting</note>") || n.ContentType().Value() != "application/pidf+xml" {
+		t.Fatalf("NOTIFY after PUBLISH: want the published PIDF:\n%s", n)
+	}
+
+	second := etag(t, publish(pub, frank, "presence", []string{pidfType, "SIP-If-Match: " + first}, pidf(frank, "closed", "gone home")))
+	if second == first {
+		t.Fatal("a modify kept the entity-tag (RFC 3903 §6 step 7: a new one each time)")
+	}
+	wantState(t, notified(t, w), "active;expires=", "closed")
+	wantCode(t, publish(pub, frank, "presence", []string{"SIP-If-Match: " + first}, ""), 412) // replaced
+
+	third := etag(t, publish(pub, frank, "presence", []string{"SIP-If-Match: " + second, "Expires: 300"}, "")) // a refresh
+	res = publish(pub, frank, "presence", []string{"SIP-If-Match: " + third, "Expires: 0"}, "")                 // a remove
+	wantCode(t, res, 200)
+	// The refresh brought no NOTIFY: the next one is the remove's, from his
+	// registrations again.
+	if body := string(notified(t, w).Body()); !strings.Contains(body, `<tuple id="reg">`) {
+		t.Fatalf("NOTIFY after the remove: want the registrations' PIDF, got:\n%s", body)
+	}
+
+	wantCode(t, publish(pub, frank, "presence", []string{"SIP-If-Match: 0123456789abcdef"}, ""), 412)
+	res = publish(pub, frank, "reg", []string{"Content-Type: application/reginfo+xml"}, "<reginfo/>")
+	wantCode(t, res, 489)
+	if a := res.GetHeader("Allow-Events"); a == nil || a.Value() != "message-summary, presence" {
+		t.Fatalf("489 to PUBLISH without Allow-Events: message-summary, presence:\n%s", res)
+	}
+	res = publish(pub, frank, "presence", []string{"Content-Type: text/plain"}, "open")
+	wantCode(t, res, 415)
+	if a := res.GetHeader("Accept"); a == nil || a.Value() != "application/pidf+xml" {
+		t.Fatalf("415 without Accept: application/pidf+xml:\n%s", res)
+	}
+	wantCode(t, publish(pub, frank, "presence", []string{pidfType}, "<presence><unclosed>"), 400)
+	wantCode(t, publish(pub, frank, "presence", nil, ""), 400) // an initial PUBLISH with no state
+	wantCode(t, publish(pub, frank, "presence", []string{pidfType, "Expires: 5"}, pidf(frank, "open", "")), 423)
+}
+
+// TestEventsMessageSummary: the message-summary package (RFC 3842): no
+// messages until a voicemail system PUBLISHes the account's counts, then
+// those; a publication not refreshed lapses (its watcher is told) — on the
+// sweep, with a 1 s expiry.
+func TestEventsMessageSummary(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas", "--sub-min-expiry", "1")
+	gina := "sip:gina@example.com"
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = gina
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: message-summary", "Accept: application/simple-message-summary"}, ""), 200)
+	n := notified(t, w)
+	if n.ContentType().Value() != "application/simple-message-summary" || !strings.HasPrefix(string(n.Body()), "Messages-Waiting: no\r\n") ||
+		!strings.Contains(string(n.Body()), "Message-Account: "+gina) {
+		t.Fatalf("first message summary: want Messages-Waiting: no for her account:\n%s", n)
+	}
+	summary := "Messages-Waiting: yes\r\nMessage-Account: " + gina + "\r\nVoice-Message: 2/8 (0/2)\r\n"
+	vm := newUA(t, p.sip)
+	etag(t, publish(vm, gina, "message-summary", []string{"Content-Type: application/simple-message-summary", "Expires: 1"}, summary))
+	if body := string(notified(t, w).Body()); body != summary {
+		t.Fatalf("message summary after PUBLISH: got %q, want %q", body, summary)
+	}
+	if body := string(notified(t, w).Body()); !strings.HasPrefix(body, "Messages-Waiting: no") {
+		t.Fatalf("message summary after the publication lapsed: got %q, want no messages", body)
+	}
+	wantCode(t, publish(vm, gina, "message-summary", []string{"Content-Type: application/simple-message-summary"}, "Voice-Message: 1/0\r\n"), 400)
+}
+
+// TestEventsNotifyReceived: subscription-server serves NOTIFY (RFC 6665
+// §4.1.3): one in the dialog of a subscription the lab holds gets 200, one
+// for no subscription 481; each is published as an event.
+func TestEventsNotifyReceived(t *testing.T) {
+	url := testutil.NATSServer(t).URL
+	p := start(t, true, "--mode", "subscription-server", "--nats", url)
+	ev := watchRole(t, url, wire.RoleEvents)
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:hana@example.com"
+	res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
+	wantCode(t, res, 200)
+	d.toTag, _ = res.To().Params.Get("tag")
+	notified(t, w)
+
+	wantCode(t, d.do("NOTIFY", []string{"Event: presence", "Subscription-State: active;expires=60"}, ""), 200)
+	if got := ev.await(wire.EventNotifyReceived, d.callID); !got.Matched {
+		t.Fatalf("notify.received for the subscription's dialog: matched false")
+	}
+	wantCode(t, d.do("NOTIFY", []string{"Event: dialog", "Subscription-State: active"}, ""), 481) // another package
+	stray := w.call()
+	wantCode(t, stray.do("NOTIFY", []string{"Event: message-summary", "Subscription-State: active",
+		"Content-Type: application/simple-message-summary"}, "Messages-Waiting: yes\r\n"), 481)
+	if got := ev.await(wire.EventNotifyReceived, stray.callID); got.Matched || got.Body != "Messages-Waiting: yes\r\n" {
+		t.Fatalf("notify.received for a stray NOTIFY: %+v, want unmatched with its body", got)
+	}
 }

@@ -398,26 +398,27 @@ func (d *dialog) established(hdrs []string, offer string) *sip.Response {
 	return res
 }
 
-// uasEvents collects the uas's events from a NATS server.
-type uasEvents struct {
-	t  *testing.T
-	ch chan *nats.Msg
+// roleEvents collects a role's events from a NATS server.
+type roleEvents struct {
+	t      *testing.T
+	source string
+	ch     chan *nats.Msg
 }
 
-func watchUASEvents(t *testing.T, url string) *uasEvents {
+func watchRole(t *testing.T, url, source string) *roleEvents {
 	t.Helper()
 	nc := testutil.Conn(t, url)
 	ch := make(chan *nats.Msg, 256)
-	if _, err := nc.ChanSubscribe(wire.Event("uas", ">"), ch); err != nil {
+	if _, err := nc.ChanSubscribe(wire.Event(source, ">"), ch); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return &uasEvents{t: t, ch: ch}
+	return &roleEvents{t: t, source: source, ch: ch}
 }
 
-type uasEvent struct {
+type roleEvent struct {
 	Event       string `json:"event"`
 	CallID      string `json:"call_id"`
 	ContentType string `json:"content_type"`
@@ -425,20 +426,21 @@ type uasEvent struct {
 	InfoPackage string `json:"info_package"`
 	Replica     string `json:"replica"`
 	Reason      string `json:"reason"`
+	Matched     bool   `json:"matched"`
 }
 
 // await returns the next event named name about callID (any call when "").
-func (e *uasEvents) await(name, callID string) uasEvent {
+func (e *roleEvents) await(name, callID string) roleEvent {
 	e.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case m := <-e.ch:
-			var ev uasEvent
+			var ev roleEvent
 			if err := json.Unmarshal(m.Data, &ev); err != nil {
 				e.t.Fatalf("event %s: %v", m.Subject, err)
 			}
-			if m.Subject != wire.Event("uas", ev.Event) {
+			if m.Subject != wire.Event(e.source, ev.Event) {
 				e.t.Fatalf("event %s on subject %s", ev.Event, m.Subject)
 			}
 			if ev.Event == name && (callID == "" || ev.CallID == callID) {

@@ -69,6 +69,9 @@ func (g *Generator) Branch() string { return BranchCookie + g.hex128()[:20] }
 // Tag is a From/To tag.
 func (g *Generator) Tag() string { return g.hex128()[:16] }
 
+// ETag is an entity-tag for published event state (RFC 3903 SIP-ETag).
+func (g *Generator) ETag() string { return g.hex128() }
+
 // CallID is a Call-ID; host, when not empty, is appended as "@host".
 func (g *Generator) CallID(host string) string {
 	id := g.hex128()

@@ -48,7 +48,7 @@ var modes = []Mode{
 	}},
 	{Name: "full-uas", Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"INVITE", RoleUAS}, {"ACK", RoleUAS}, {"BYE", RoleUAS}, {"CANCEL", RoleUAS},
-		{"REGISTER", RoleRegistrar}, {"SUBSCRIBE", RoleEvents}, {"NOTIFY", RoleEvents}, {"REFER", RoleUAS},
+		{"REGISTER", RoleRegistrar}, {"SUBSCRIBE", RoleEvents}, {"NOTIFY", RoleEvents}, {"PUBLISH", RoleEvents}, {"REFER", RoleUAS},
 		{"PRACK", RoleUAS}, {"MESSAGE", RoleUAS}, {"INFO", RoleUAS}, {"UPDATE", RoleUAS},
 	}},
 	{Name: "registrar", Routes: []Route{
@@ -71,7 +71,7 @@ var modes = []Mode{
 		{"PRACK", RoleUAS}, {"INFO", RoleUAS}, {"UPDATE", RoleUAS},
 	}},
 	{Name: "subscription-server", Routes: []Route{
-		{"OPTIONS", RoleUAS}, {"SUBSCRIBE", RoleEvents}, {"NOTIFY", RoleEvents},
+		{"OPTIONS", RoleUAS}, {"SUBSCRIBE", RoleEvents}, {"NOTIFY", RoleEvents}, {"PUBLISH", RoleEvents},
 	}},
 }
 

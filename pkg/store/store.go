@@ -42,6 +42,7 @@ type Backend interface {
 	Secrets() Secrets
 	Dialogs() Dialogs
 	Subscriptions() Subscriptions
+	Publications() Publications
 	// Ping checks the backend answers; /readyz calls it.
 	Ping(ctx context.Context) error
 	Close() error

@@ -73,9 +73,41 @@ type CallEvent struct {
 	At          time.Time `json:"at"`
 }
 
+// The events role's events (source RoleEvents), payload StateEvent.
+const (
+	// EventPublished: a PUBLISH set a resource's state (initial or modify, RFC 3903).
+	EventPublished = "publication.set"
+	// EventPublicationRemoved: a publication was removed (Expires: 0) or,
+	// with Reason "expired", lapsed unrefreshed.
+	EventPublicationRemoved = "publication.removed"
+	// EventNotifyReceived: a NOTIFY came to the lab; Matched says whether it
+	// was for a subscription the lab holds (200) or not (481).
+	EventNotifyReceived = "notify.received"
+)
+
+// StateEvent is the payload of an events-role event.
+type StateEvent struct {
+	Event string `json:"event"`
+	// Package is the event package; Resource the address-of-record.
+	Package  string `json:"package"`
+	Resource string `json:"resource,omitempty"`
+	ETag     string `json:"etag,omitempty"`
+	// CallID, From, SubscriptionState and Matched describe a NOTIFY received.
+	CallID            string `json:"call_id,omitempty"`
+	From              string `json:"from,omitempty"`
+	SubscriptionState string `json:"subscription_state,omitempty"`
+	Matched           bool   `json:"matched,omitempty"`
+	// ContentType and Body are the published state or the NOTIFY's body.
+	ContentType string    `json:"content_type,omitempty"`
+	Body        string    `json:"body,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Replica     string    `json:"replica"`
+	At          time.Time `json:"at"`
+}
+
 // EventPackages are the SIP event packages (RFC 6665) the events role
 // serves, for its 489s and every OPTIONS answer's Allow-Events (§8.2.2).
-var EventPackages = []string{"dialog", "presence", "reg"}
+var EventPackages = []string{"dialog", "message-summary", "presence", "reg"}
 
 // The proxy's events (source RoleProxy), payload RouteEvent.
 const (

@@ -41,15 +41,18 @@ func init() {
 
 // Events is one replica of the role.
 type Events struct {
-	cfg       Config
-	userAgent string
-	subs      store.Subscriptions
-	loc       store.Location
-	ids       *ids.Generator
-	log       *slog.Logger
-	metrics   *obs.Metrics
-	clock     clockwork.Clock
-	send      notifier
+	cfg        Config
+	userAgent  string
+	subs       store.Subscriptions
+	pubs       store.Publications
+	loc        store.Location
+	ids        *ids.Generator
+	log        *slog.Logger
+	metrics    *obs.Metrics
+	clock      clockwork.Clock
+	send       notifier
+	replica    string
+	publishMsg func(*nats.Msg) error
 
 	svc      *sipbus.Service
 	bindings *nats.Subscription
@@ -75,8 +78,9 @@ func (e *Events) Config() role.Config { return &e.cfg }
 // registrar's binding events (presence, reg) and the uas's call events
 // (dialog), and sweeps expired subscriptions.
 func (e *Events) Start(_ context.Context, d role.Deps) error {
-	e.userAgent, e.subs, e.loc, e.metrics, e.clock = d.UserAgent, d.Store.Subscriptions(), d.Store.Location(), d.Metrics, d.Clock
+	e.userAgent, e.subs, e.pubs, e.loc, e.metrics, e.clock = d.UserAgent, d.Store.Subscriptions(), d.Store.Publications(), d.Store.Location(), d.Metrics, d.Clock
 	e.ids, e.log = d.IDs(wire.RoleEvents), d.Log.With("role", wire.RoleEvents)
+	e.replica, e.publishMsg = e.ids.Tag(), d.NATS.PublishMsg
 	client, err := uac.New(d.NATS)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
@@ -108,6 +112,7 @@ func (e *Events) Start(_ context.Context, d role.Deps) error {
 	}
 	e.svc, err = sipbus.Serve(d.NATS, wire.RoleEvents, map[string]sipbus.Handler{
 		"SUBSCRIBE": e.subscribe,
+		"PUBLISH":   e.publish,
 		"NOTIFY":    e.notifyReceived,
 	}, sipbus.Options{Workers: workers}, e.metrics, e.log)
 	if err != nil {
@@ -156,7 +161,8 @@ func (e *Events) bindingChanged(m *nats.Msg) {
 }
 
 // sweep ends expired subscriptions: the store hands each to one replica,
-// which sends its terminated NOTIFY (RFC 6665 §4.2.2: reason=timeout).
+// which sends its terminated NOTIFY (RFC 6665 §4.2.2: reason=timeout). It
+// lapses expired publications the same way.
 func (e *Events) sweep() {
 	defer e.wg.Done()
 	t := e.clock.NewTicker(sweepEvery)
@@ -171,6 +177,7 @@ func (e *Events) sweep() {
 			if err != nil {
 				e.log.Warn("expired subscriptions", "error", err)
 			}
+			e.lapse(ctx)
 			cancel()
 			for _, s := range expired {
 				e.enqueue(func() {
@@ -180,6 +187,18 @@ func (e *Events) sweep() {
 				})
 			}
 		}
+	}
+}
+
+// announce publishes ev; a failure is logged, never fatal.
+func (e *Events) announce(ev wire.StateEvent) {
+	ev.Replica, ev.At = e.replica, e.clock.Now()
+	data, err := json.Marshal(ev)
+	if err == nil {
+		err = e.publishMsg(&nats.Msg{Subject: wire.Event(wire.RoleEvents, ev.Event), Data: data})
+	}
+	if err != nil {
+		e.log.Warn("event not published", "event", ev.Event, "error", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/siphon-lab/siphon/pkg/sipmsg"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/uac"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // subscribe serves SUBSCRIBE (RFC 6665 §4.2.1): a new subscription, a
@@ -264,8 +265,38 @@ func (e *Events) notifyWatchersWith(ctx context.Context, pkg, resource string, w
 	}
 }
 
-// notifyReceived answers a NOTIFY: this lab subscribes to nothing, so none
-// matches a subscription of its own (§4.1.3: 481).
+// notifyReceived answers a NOTIFY (RFC 6665 §4.1.3): 200 when it is in the
+// dialog of a subscription the lab holds (its To tag ours, its Event that
+// subscription's), 481 otherwise; either way it is published as an event.
 func (e *Events) notifyReceived(r *sipbus.Request) {
-	e.refuse(r, 481, "Subscription Does Not Exist", "this lab holds no subscription a NOTIFY could be for")
+	pkg, eventID, ok := eventHeader(r.Request)
+	if !ok {
+		e.refuse(r, 400, "Bad Request", "NOTIFY without an Event header (RFC 6665 §8.2.1)")
+		return
+	}
+	state := ""
+	if h := r.GetHeader("Subscription-State"); h != nil {
+		state = h.Value()
+	}
+	toTag, _ := r.To().Params.Get("tag")
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	fromTag, _ := r.From().Params.Get("tag")
+	s, err := e.subs.Get(ctx, store.SubscriptionID(r.CallID().Value(), toTag, pkg, eventID))
+	matched := err == nil && toTag != "" && s.RemoteTag == fromTag
+	ct := ""
+	if h := r.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	e.announce(wire.StateEvent{Event: wire.EventNotifyReceived, Package: pkg, CallID: r.CallID().Value(), From: r.From().Address.String(),
+		SubscriptionState: state, Matched: matched, ContentType: ct, Body: string(r.Body())})
+	switch {
+	case matched:
+		e.reply(r, sip.NewResponseFromRequest(r.Request, 200, "OK", nil))
+	case err != nil && !errors.Is(err, store.ErrSubscriptionNotFound):
+		e.log.Error("subscription for NOTIFY", "error", err)
+		e.refuse(r, 500, "Server Internal Error", "subscription store unavailable")
+	default:
+		e.refuse(r, 481, "Subscription Does Not Exist", "no subscription to "+pkg+" in this dialog")
+	}
 }

@@ -126,7 +126,7 @@ func TestOptions(t *testing.T) {
 		{"minimal", "OPTIONS"},
 		{"registrar", "OPTIONS, REGISTER"},
 		{"call-server", "OPTIONS, INVITE, ACK, BYE, CANCEL, PRACK, INFO, UPDATE"},
-		{"subscription-server", "OPTIONS, SUBSCRIBE, NOTIFY"},
+		{"subscription-server", "OPTIONS, SUBSCRIBE, NOTIFY, PUBLISH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

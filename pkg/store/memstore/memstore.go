@@ -18,6 +18,7 @@ type Backend struct {
 	sec *secrets
 	dlg *dialogs
 	sub *subscriptions
+	pub *publications
 }
 
 // New returns an empty in-memory backend. now is the clock; nil means time.Now.
@@ -31,6 +32,7 @@ func New(now func() time.Time) *Backend {
 		sec: &secrets{values: map[string][]byte{}},
 		dlg: newDialogs(now),
 		sub: newSubscriptions(now),
+		pub: newPublications(now),
 	}
 }
 
@@ -45,6 +47,9 @@ func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
 
 // Subscriptions implements store.Backend.
 func (b *Backend) Subscriptions() store.Subscriptions { return b.sub }
+
+// Publications implements store.Backend.
+func (b *Backend) Publications() store.Publications { return b.pub }
 
 // Secrets implements store.Backend.
 func (b *Backend) Secrets() store.Secrets { return b.sec }

@@ -203,6 +203,40 @@ func (r *records[T]) Delete(ctx context.Context, id string) (*T, error) {
 	return v, nil
 }
 
+// members reads the ids in the set at setKey (a kind's index), then every
+// record in one pipeline; a member whose record is gone is dropped from the set.
+func (r *records[T]) members(ctx context.Context, setKey string) ([]*T, error) {
+	ids, err := r.rdb.SMembers(ctx, setKey).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	pipe := r.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		gets[i] = pipe.HGet(ctx, r.key(id), "d")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: members of %s: %w", setKey, err)
+	}
+	var out []*T
+	for i, g := range gets {
+		data, err := g.Bytes()
+		if errors.Is(err, redis.Nil) {
+			r.rdb.SRem(ctx, setKey, ids[i])
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("redisstore: %s %s: %w", r.kind, ids[i], err)
+		}
+		v, err := r.decode(ids[i], data)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // takeDue claims each due record by removing it from the index: ZREM answers
 // 1 to exactly one replica.
 func (r *records[T]) takeDue(ctx context.Context, now time.Time, limit int) ([]*T, error) {

@@ -25,6 +25,7 @@ type Backend struct {
 	sec *secrets
 	dlg *dialogs
 	sub *subscriptions
+	pub *publications
 }
 
 // Open connects to url (redis://host:port/db). It does not wait for the server:
@@ -39,7 +40,7 @@ func Open(url string) (*Backend, error) {
 
 // New wraps a client.
 func New(rdb redis.UniversalClient) *Backend {
-	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: newDialogs(rdb), sub: newSubscriptions(rdb)}
+	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: newDialogs(rdb), sub: newSubscriptions(rdb), pub: newPublications(rdb)}
 }
 
 // Ephemeral implements store.Backend.
@@ -53,6 +54,9 @@ func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
 
 // Subscriptions implements store.Backend.
 func (b *Backend) Subscriptions() store.Subscriptions { return b.sub }
+
+// Publications implements store.Backend.
+func (b *Backend) Publications() store.Publications { return b.pub }
 
 // Secrets implements store.Backend.
 func (b *Backend) Secrets() store.Secrets { return b.sec }

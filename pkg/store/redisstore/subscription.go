@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,38 +36,8 @@ func newSubscriptions(rdb redis.UniversalClient) *subscriptions {
 	}}
 }
 
-// Watchers reads the set, then every member in one pipeline.
 func (s *subscriptions) Watchers(ctx context.Context, event, resource string) ([]*store.Subscription, error) {
-	key := watchersKey(event, resource)
-	ids, err := s.rdb.SMembers(ctx, key).Result()
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	pipe := s.rdb.Pipeline()
-	gets := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		gets[i] = pipe.HGet(ctx, s.key(id), "d")
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redisstore: watchers of %s: %w", key, err)
-	}
-	var out []*store.Subscription
-	for i, g := range gets {
-		data, err := g.Bytes()
-		if errors.Is(err, redis.Nil) {
-			s.rdb.SRem(ctx, key, ids[i])
-			continue
-		}
-		if err != nil {
-			return out, fmt.Errorf("redisstore: watcher %s: %w", ids[i], err)
-		}
-		v, err := s.decode(ids[i], data)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return s.members(ctx, watchersKey(event, resource))
 }
 
 func (s *subscriptions) Expired(ctx context.Context, now time.Time, limit int) ([]*store.Subscription, error) {
