@@ -147,88 +147,100 @@ func TestEventsDialog(t *testing.T) {
 }
 
 // TestEventsReplicas: two events replicas as separate processes on Redis.
-// Four subscriptions spread over both; one replica is SIGKILLed; a refresh of
-// each is served by the survivor, and each still ends with exactly one
-// terminated NOTIFY when it expires (the store hands each expiry to one replica).
+// Four watchers of dora, spread over both; one replica is SIGKILLed; a
+// PUBLISH for dora then reaches each watcher exactly once, a refresh of each
+// is served by the survivor, and each subscription still ends with exactly
+// one terminated NOTIFY when it expires (the store hands each expiry to one
+// replica).
 func TestEventsReplicas(t *testing.T) {
-	url, redis := testutil.NATSServer(t).URL, testutil.Redis(t)
-	shared := []string{"--mode", "subscription-server", "--nats", url, "--redis", redis, "--sub-min-expiry", "1"}
+	nats, redis := testutil.NATSServer(t), testutil.Redis(t)
+	shared := []string{"--mode", "subscription-server", "--nats", nats.URL, "--redis", redis, "--sub-min-expiry", "1"}
 	a := start(t, false, append(shared, "--role", "events")...)
 	start(t, false, append(shared, "--role", "events")...)
 	edge := start(t, true, append(shared, "--role", "edge")...)
+	dora := "sip:dora@example.com"
 
 	w := newUA(t, edge.sip)
-	var subs []*dialog
-	for i := range 4 {
+	subs := map[string]*dialog{}
+	for range 4 {
 		d := w.call()
-		d.ruri = "sip:dora" + strconv.Itoa(i) + "@example.com"
+		d.ruri = dora
 		res := d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 60"}, "")
 		wantCode(t, res, 200)
 		d.toTag, _ = res.To().Params.Get("tag")
 		wantState(t, notified(t, w), "active;expires=", "closed")
-		subs = append(subs, d)
+		subs[d.callID] = d
 	}
 	a.stop(syscall.SIGKILL)
-	for _, d := range subs { // the survivor serves every refresh: the state is in Redis
-		wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 2"}, ""), 200)
-		n := w.await("NOTIFY active for "+d.callID, 10*time.Second, func(m sip.Message) bool {
-			r, ok := m.(*sip.Request)
-			st := ""
-			if ok && r.GetHeader("Subscription-State") != nil {
-				st = r.GetHeader("Subscription-State").Value()
-			}
-			return ok && r.Method == sip.NOTIFY && r.CallID().Value() == d.callID && strings.HasPrefix(st, "active")
-		}).(*sip.Request)
-		w.answer(n, 200, "OK", "", nil, "")
+	nats.WaitSubscribers(t, wire.SIPRequest(wire.RoleEvents, "PUBLISH"), 1, 10*time.Second)
+
+	// Every NOTIFY is answered as it comes and counted once per CSeq (the
+	// edge retransmits until the answer is in): by kind, per subscription.
+	published, ended := map[string]map[uint32]bool{}, map[string]map[uint32]bool{}
+	count := func(m map[string]map[uint32]bool, n *sip.Request) {
+		if m[n.CallID().Value()] == nil {
+			m[n.CallID().Value()] = map[uint32]bool{}
+		}
+		m[n.CallID().Value()][n.CSeq().SeqNo] = true
 	}
-	// Every NOTIFY answered as it comes; a terminated one counted once per
-	// CSeq (the edge retransmits until the answer is in).
-	ended := map[string]map[uint32]bool{}
-	done := func() bool {
-		for _, d := range subs {
-			if len(ended[d.callID]) == 0 {
+	next := func() *sip.Request {
+		for {
+			var m sip.Message
+			if len(w.backlog) > 0 { // set aside by an await
+				m, w.backlog = w.backlog[0], w.backlog[1:]
+			} else {
+				select {
+				case m = <-w.in:
+				case <-time.After(100 * time.Millisecond):
+					return nil
+				}
+			}
+			if n, ok := m.(*sip.Request); ok && n.Method == sip.NOTIFY {
+				w.answer(n, 200, "OK", "", nil, "")
+				st := n.GetHeader("Subscription-State").Value()
+				switch {
+				case strings.HasPrefix(st, "terminated;reason=timeout"):
+					count(ended, n)
+				case strings.Contains(string(n.Body()), "<note>back from lunch</note>") && expiresIn(st) > 2:
+					count(published, n) // not a refresh's NOTIFY: those say expires=2
+				}
+				return n
+			}
+		}
+	}
+	all := func(m map[string]map[uint32]bool) bool {
+		for id := range subs {
+			if len(m[id]) == 0 {
 				return false
 			}
 		}
 		return true
 	}
-	next := func() sip.Message {
-		if len(w.backlog) > 0 { // set aside by the awaits above
-			m := w.backlog[0]
-			w.backlog = w.backlog[1:]
-			return m
-		}
-		select {
-		case m := <-w.in:
-			return m
-		case <-time.After(100 * time.Millisecond):
-			return nil
-		}
-	}
+	pub := newUA(t, edge.sip)
+	etag(t, publish(pub, dora, "presence", []string{"Content-Type: application/pidf+xml"}, pidf(dora, "open", "back from lunch")))
 	deadline := time.Now().Add(30 * time.Second)
-	var settled time.Time // once all ended: a second terminated NOTIFY would come before it
+	for !all(published) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the PUBLISH did not reach every watcher within 30s: %v", published)
+		}
+		next()
+	}
+	for _, d := range subs { // the survivor serves every refresh: the state is in Redis
+		wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 2"}, ""), 200)
+	}
+	var settled time.Time // once all ended: a second NOTIFY of either kind would come before it
 	for settled.IsZero() || time.Now().Before(settled) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not every subscription ended within 30s: %v", ended)
 		}
-		n, ok := next().(*sip.Request)
-		if !ok || n.Method != sip.NOTIFY {
-			continue
-		}
-		w.answer(n, 200, "OK", "", nil, "")
-		if st := n.GetHeader("Subscription-State"); st != nil && strings.HasPrefix(st.Value(), "terminated;reason=timeout") {
-			if ended[n.CallID().Value()] == nil {
-				ended[n.CallID().Value()] = map[uint32]bool{}
-			}
-			ended[n.CallID().Value()][n.CSeq().SeqNo] = true
-		}
-		if settled.IsZero() && done() {
+		next()
+		if settled.IsZero() && all(ended) {
 			settled = time.Now().Add(1500 * time.Millisecond)
 		}
 	}
-	for _, d := range subs {
-		if len(ended[d.callID]) != 1 {
-			t.Errorf("subscription %s ended with %d terminated NOTIFYs, want 1", d.callID, len(ended[d.callID]))
+	for id := range subs {
+		if len(published[id]) != 1 || len(ended[id]) != 1 {
+			t.Errorf("subscription %s: %d NOTIFYs of the PUBLISH and %d terminated, want 1 and 1", id, len(published[id]), len(ended[id]))
 		}
 	}
 }
@@ -239,6 +251,19 @@ func TestEventsReplicas(t *testing.T) {
 func TestEventsWithSIPp(t *testing.T) {
 	p := start(t, true, "--mode", "subscription-server")
 	sipp(t, "../../bench/sipp/subscribe.xml", "u1", p.sip, 10, 10, "-s", "erin").mustPass(t, 10)
+}
+
+// expiresIn is the expires parameter of an active Subscription-State, or -1.
+func expiresIn(state string) int {
+	_, v, ok := strings.Cut(state, "active;expires=")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.SplitN(v, ";", 2)[0])
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func pidf(entity, basic, note string) string {
@@ -300,7 +325,7 @@ func TestEventsPublish(t *testing.T) {
 	wantCode(t, publish(pub, frank, "presence", []string{"SIP-If-Match: " + first}, ""), 412) // replaced
 
 	third := etag(t, publish(pub, frank, "presence", []string{"SIP-If-Match: " + second, "Expires: 300"}, "")) // a refresh
-	res = publish(pub, frank, "presence", []string{"SIP-If-Match: " + third, "Expires: 0"}, "")                 // a remove
+	res = publish(pub, frank, "presence", []string{"SIP-If-Match: " + third, "Expires: 0"}, "")                // a remove
 	wantCode(t, res, 200)
 	// The refresh brought no NOTIFY: the next one is the remove's, from his
 	// registrations again.
@@ -378,4 +403,66 @@ func TestEventsNotifyReceived(t *testing.T) {
 	if got := ev.await(wire.EventNotifyReceived, stray.callID); got.Matched || got.Body != "Messages-Waiting: yes\r\n" {
 		t.Fatalf("notify.received for a stray NOTIFY: %+v, want unmatched with its body", got)
 	}
+}
+
+// TestEventsDialogUsages: one dialog holds several subscriptions (RFC 6665
+// §4.5.2), told apart by package and Event id: a second SUBSCRIBE in the
+// dialog with id=2, and a third to reg, each get their own NOTIFYs (Event
+// with its id), whose CSeqs rise across the whole dialog; ending one leaves
+// the others.
+func TestEventsDialogUsages(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas")
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:ivan@example.com"
+	res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
+	wantCode(t, res, 200)
+	d.toTag, _ = res.To().Params.Get("tag")
+	var cseqs []uint32
+	note := func(n *sip.Request, event string) {
+		t.Helper()
+		if got := n.GetHeader("Event"); got == nil || got.Value() != event {
+			t.Fatalf("NOTIFY with Event %v, want %s:\n%s", got, event, n)
+		}
+		if n.CallID().Value() != d.callID {
+			t.Fatalf("NOTIFY outside the dialog:\n%s", n)
+		}
+		cseqs = append(cseqs, n.CSeq().SeqNo)
+	}
+	note(notified(t, w), "presence")
+	res = d.do("SUBSCRIBE", []string{"Event: presence;id=2"}, "")
+	wantCode(t, res, 200)
+	if tag, _ := res.To().Params.Get("tag"); tag != d.toTag {
+		t.Fatalf("a subscription in the dialog answered with To tag %q, want the dialog's %q", tag, d.toTag)
+	}
+	note(notified(t, w), "presence;id=2")
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: reg"}, ""), 200)
+	note(notified(t, w), "reg")
+
+	reg := newUAC(t, "udp", p.sip)
+	wantCode(t, reg.register("ivan", "reg-usages-1", 1, "Contact: <sip:ivan@192.0.2.32:5060>", "Expires: 300"), 200)
+	events := map[string]bool{}
+	for range 3 { // each subscription hears of the binding once
+		n := notified(t, w)
+		events[n.GetHeader("Event").Value()] = true
+		note(n, n.GetHeader("Event").Value())
+	}
+	if len(events) != 3 {
+		t.Fatalf("NOTIFYs after the REGISTER for %v, want presence, presence;id=2 and reg once each", events)
+	}
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence;id=2", "Expires: 0"}, ""), 200)
+	n := notified(t, w)
+	note(n, "presence;id=2")
+	wantState(t, n, "terminated", "")
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 600"}, ""), 200) // the first lives on
+	n = notified(t, w)
+	note(n, "presence")
+	wantState(t, n, "active;expires=", "open")
+	for i := 1; i < len(cseqs); i++ {
+		if cseqs[i] <= cseqs[i-1] {
+			t.Fatalf("NOTIFY CSeqs in the dialog %v: want each above the last (RFC 3261 §12.2.1.1)", cseqs)
+		}
+	}
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence;id=3", "Expires: 0"}, ""), 200) // a fetch in the dialog
+	wantState(t, notified(t, w), "terminated;reason=timeout", "open")
 }

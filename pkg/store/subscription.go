@@ -25,8 +25,8 @@ type Subscription struct {
 	// RemoteTarget is the subscriber's Contact; RouteSet its Record-Route, in order.
 	RemoteTarget string   `json:"remote_target"`
 	RouteSet     []string `json:"route_set,omitempty"`
-	// LocalCSeq is the last NOTIFY's CSeq; RemoteCSeq the last SUBSCRIBE's.
-	LocalCSeq  uint32 `json:"local_cseq"`
+	// RemoteCSeq is the last SUBSCRIBE's CSeq. The NOTIFYs' CSeq is the
+	// dialog's, shared by its subscriptions: NextCSeq.
 	RemoteCSeq uint32 `json:"remote_cseq"`
 	// State is pending, active or terminated (RFC 6665 §4.1.3).
 	State string `json:"state"`
@@ -72,6 +72,13 @@ type Subscriptions interface {
 	Delete(ctx context.Context, id string) (*Subscription, error)
 	// Watchers are the subscriptions to event for resource, expired or not.
 	Watchers(ctx context.Context, event, resource string) ([]*Subscription, error)
+	// InDialog are the subscriptions in the dialog (Call-ID, our tag): one
+	// dialog may hold several (RFC 6665 §4.5.2).
+	InDialog(ctx context.Context, callID, localTag string) ([]*Subscription, error)
+	// NextCSeq takes the dialog's next NOTIFY CSeq, from 1, rising across
+	// replicas and across the dialog's subscriptions; the count is kept at
+	// least until keep (a subscription's expiry and grace).
+	NextCSeq(ctx context.Context, callID, localTag string, keep time.Time) (uint32, error)
 	// Expired takes up to limit subscriptions whose Expires is not after now.
 	// Each is handed to exactly one caller across all replicas, once; an
 	// Update with a later Expires (a refresh) makes it due again then.

@@ -201,6 +201,29 @@ func (n *NATSBinary) WaitNoSubscriber(t testing.TB, fragment string, within time
 	}
 }
 
+// WaitSubscribers waits until nats-server lists n subscriptions to subject
+// (a queue group's members: a killed replica's gone once its connection
+// closed) and fails after within.
+func (n *NATSBinary) WaitSubscribers(t testing.TB, subject string, want int, within time.Duration) {
+	t.Helper()
+	start := time.Now()
+	got := -1
+	for {
+		res, err := http.Get("http://" + n.Monitor + "/connz?subs=1")
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if got = strings.Count(string(body), `"`+subject+`"`); got == want {
+				return
+			}
+		}
+		if time.Since(start) > within {
+			t.Fatalf("nats-server lists %d subscribers to %q after %v, want %d", got, subject, within, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // SharedTestdata finds the shared third-party test data (RFC 4475, RFC 5118,
 // PROTOS), which sits beside the checkout as shared/testdata.
 func SharedTestdata(t testing.TB) string {

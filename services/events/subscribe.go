@@ -41,10 +41,15 @@ func (e *Events) subscribe(r *sipbus.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if tag, inDialog := r.To().Params.Get("tag"); inDialog && tag != "" {
-		e.resubscribe(ctx, r, store.SubscriptionID(r.CallID().Value(), tag, pkg, eventID), expires)
+		e.resubscribe(ctx, r, tag, pkg, eventID, expires)
 		return
 	}
-	s := e.newSubscription(r, pkg, eventID, expires)
+	e.start(ctx, r, e.newSubscription(r, pkg, eventID, expires), expires)
+}
+
+// start stores s, answers 200 and sends the first NOTIFY; with Expires: 0
+// it is a fetch (§4.4.3): the state once, and the subscription is over.
+func (e *Events) start(ctx context.Context, r *sipbus.Request, s *store.Subscription, expires int) {
 	if expires > 0 {
 		if err := e.subs.Create(ctx, s); err != nil {
 			e.log.Error("store subscription", "id", s.ID, "error", err)
@@ -54,7 +59,6 @@ func (e *Events) subscribe(r *sipbus.Request) {
 	}
 	e.ok(r, s.LocalTag, expires)
 	if expires == 0 {
-		// A fetch (§4.4.3): the state once, and the subscription is over.
 		s.State = "terminated"
 		e.notify(ctx, s, "timeout")
 		return
@@ -62,14 +66,17 @@ func (e *Events) subscribe(r *sipbus.Request) {
 	e.notify(ctx, s, "")
 }
 
-// resubscribe refreshes or ends the subscription id (§4.2.1.2, §4.2.1.4).
-func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, id string, expires int) {
-	var ended *store.Subscription
+// resubscribe refreshes or ends the subscription to pkg (and Event id) in
+// the dialog whose tag is ours (§4.2.1.2, §4.2.1.4); one the dialog does not
+// hold yet is a new subscription in it (§4.5.2: the Event id tells them apart).
+func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, tag, pkg, eventID string, expires int) {
+	id := store.SubscriptionID(r.CallID().Value(), tag, pkg, eventID)
+	var s *store.Subscription
 	var err error
 	if expires == 0 {
-		ended, err = e.subs.Delete(ctx, id)
+		s, err = e.subs.Delete(ctx, id)
 	} else {
-		ended, err = store.RetrySubscription(ctx, e.subs, id, func(s *store.Subscription) error {
+		s, err = store.RetrySubscription(ctx, e.subs, id, func(s *store.Subscription) error {
 			if r.CSeq().SeqNo <= s.RemoteCSeq {
 				return errOutOfOrder
 			}
@@ -79,6 +86,10 @@ func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, id string, 
 	}
 	switch {
 	case errors.Is(err, store.ErrSubscriptionNotFound):
+		if sibling := e.sibling(ctx, r, tag); sibling != nil {
+			e.start(ctx, r, e.usage(r, sibling, pkg, eventID, expires), expires)
+			return
+		}
 		e.refuse(r, 481, "Subscription Does Not Exist", "no subscription "+id)
 		return
 	case errors.Is(err, errOutOfOrder):
@@ -89,13 +100,42 @@ func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, id string, 
 		e.refuse(r, 500, "Server Internal Error", "subscription store unavailable")
 		return
 	}
-	e.ok(r, ended.LocalTag, expires)
+	e.ok(r, s.LocalTag, expires)
 	if expires == 0 {
-		ended.State = "terminated"
-		e.notify(ctx, ended, "")
-		return
+		s.State = "terminated"
 	}
-	e.notify(ctx, ended, "")
+	e.notify(ctx, s, "")
+}
+
+// sibling is a live subscription in r's dialog, or nil: its remote tag must
+// be the request's From tag.
+func (e *Events) sibling(ctx context.Context, r *sipbus.Request, tag string) *store.Subscription {
+	ss, err := e.subs.InDialog(ctx, r.CallID().Value(), tag)
+	if err != nil {
+		e.log.Warn("subscriptions in dialog", "call_id", r.CallID().Value(), "error", err)
+		return nil
+	}
+	fromTag, _ := r.From().Params.Get("tag")
+	for _, s := range ss {
+		if s.RemoteTag == fromTag && s.Expires.After(e.clock.Now()) {
+			return s
+		}
+	}
+	return nil
+}
+
+// usage is a new subscription to pkg in sibling's dialog: the same
+// resource, watcher and route set; the SUBSCRIBE's Contact, when it has one,
+// is the new remote target (a target refresh, RFC 6665 §4.1.2.1).
+func (e *Events) usage(r *sipbus.Request, sibling *store.Subscription, pkg, eventID string, expires int) *store.Subscription {
+	s := *sibling
+	s.ID, s.Event, s.EventID = store.SubscriptionID(s.CallID, s.LocalTag, pkg, eventID), pkg, eventID
+	s.RemoteCSeq, s.State, s.BodyVersion, s.Version = r.CSeq().SeqNo, "active", 0, 0
+	s.Expires = e.clock.Now().Add(time.Duration(expires) * time.Second)
+	if c := r.Contact(); c != nil {
+		s.RemoteTarget = c.Address.String()
+	}
+	return &s
 }
 
 var errOutOfOrder = errors.New("events: SUBSCRIBE out of order")
@@ -176,20 +216,23 @@ type bodyFunc func(s *store.Subscription) (body []byte, contentType string)
 // state), or with, when given, the body it makes. A 481 or no answer ends the
 // subscription (§4.2.2).
 func (e *Events) notify(ctx context.Context, s *store.Subscription, reason string, with ...bodyFunc) {
+	var cseq uint32
+	next := func(s *store.Subscription) (err error) {
+		cseq, err = e.subs.NextCSeq(ctx, s.CallID, s.LocalTag, s.Expires.Add(store.SubscriptionGrace))
+		s.BodyVersion++
+		return err
+	}
 	if s.State != "terminated" {
+		// One writer per subscription: the CSeq is taken inside the
+		// compare-and-set, so bodies' versions rise with the CSeqs.
 		var err error
-		s, err = store.RetrySubscription(ctx, e.subs, s.ID, func(s *store.Subscription) error {
-			s.LocalCSeq++
-			s.BodyVersion++ // one writer per subscription: bodies' versions rise in order
-			return nil
-		})
-		if err != nil {
+		if s, err = store.RetrySubscription(ctx, e.subs, s.ID, next); err != nil {
 			e.log.Warn("subscription gone before its NOTIFY", "error", err)
 			return
 		}
-	} else {
-		s.LocalCSeq++
-		s.BodyVersion++
+	} else if err := next(s); err != nil {
+		e.log.Warn("NOTIFY CSeq", "id", s.ID, "error", err)
+		return
 	}
 	var body []byte
 	var contentType string
@@ -211,7 +254,7 @@ func (e *Events) notify(ctx context.Context, s *store.Subscription, reason strin
 	}
 	d := uac.Dialog{CallID: s.CallID, LocalURI: "<" + s.Resource + ">", LocalTag: s.LocalTag, RemoteURI: "<" + s.Watcher + ">",
 		RemoteTag: s.RemoteTag, RemoteTarget: s.RemoteTarget, RouteSet: s.RouteSet, Contact: "sip:siphon@" + s.Local, UserAgent: e.userAgent}
-	req, err := d.Request(sip.NOTIFY, s.LocalCSeq, contentType, body)
+	req, err := d.Request(sip.NOTIFY, cseq, contentType, body)
 	if err != nil {
 		e.log.Warn("NOTIFY not built", "id", s.ID, "error", err)
 		return

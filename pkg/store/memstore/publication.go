@@ -15,7 +15,7 @@ func newPublications(now func() time.Time) *publications {
 	r := newRecords(now, func(v *store.Publication) meta {
 		return meta{id: v.ETag, version: &v.Version, due: v.Expires, expires: v.Expires.Add(store.SubscriptionGrace)}
 	}, store.ErrPublicationExists, store.ErrPublicationNotFound, nil)
-	r.group = func(v *store.Publication) string { return watchKey(v.Event, v.Resource) }
+	r.groupsOf = func(v *store.Publication) []string { return []string{watchKey(v.Event, v.Resource)} }
 	return &publications{r}
 }
 

@@ -16,9 +16,9 @@ import (
 type records[T any] struct {
 	now  func() time.Time
 	meta func(*T) meta
-	// group, when set, names the group a record is in (a subscription's
-	// package and resource): members lists a group's records.
-	group func(*T) string
+	// groups, when set, names the groups a record is in (a subscription's
+	// package and resource, its dialog): members lists a group's records.
+	groupsOf func(*T) []string
 	// The kind's errors.
 	errExists, errNotFound, errConflict error
 
@@ -39,7 +39,7 @@ type meta struct {
 
 type stored[T any] struct {
 	id      string
-	group   string
+	groups  []string
 	data    []byte
 	version int64
 	due     time.Time
@@ -69,10 +69,12 @@ func (r *records[T]) remove(it *stored[T]) {
 	if it.index >= 0 {
 		heap.Remove(&r.due, it.index)
 	}
-	if ids := r.groups[it.group]; ids != nil {
-		delete(ids, it.id)
-		if len(ids) == 0 {
-			delete(r.groups, it.group)
+	for _, g := range it.groups {
+		if ids := r.groups[g]; ids != nil {
+			delete(ids, it.id)
+			if len(ids) == 0 {
+				delete(r.groups, g)
+			}
 		}
 	}
 }
@@ -102,12 +104,14 @@ func (r *records[T]) put(v *T) error {
 	if !m.due.IsZero() {
 		heap.Push(&r.due, it)
 	}
-	if r.group != nil {
-		it.group = r.group(v)
-		if r.groups[it.group] == nil {
-			r.groups[it.group] = map[string]bool{}
+	if r.groupsOf != nil {
+		it.groups = r.groupsOf(v)
+		for _, g := range it.groups {
+			if r.groups[g] == nil {
+				r.groups[g] = map[string]bool{}
+			}
+			r.groups[g][m.id] = true
 		}
-		r.groups[it.group][m.id] = true
 	}
 	return nil
 }

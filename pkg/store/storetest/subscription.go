@@ -50,16 +50,16 @@ func subscriptionSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		if a.Version != 1 || a.RouteSet[0] != s.RouteSet[0] {
 			t.Fatalf("got %+v", a)
 		}
-		a.LocalCSeq = 2
+		a.RemoteCSeq = 2
 		if err := ss.Update(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		b.LocalCSeq = 3
+		b.RemoteCSeq = 3
 		if err := ss.Update(ctx, b); !errors.Is(err, store.ErrSubscriptionConflict) {
 			t.Fatalf("stale update: %v, want ErrSubscriptionConflict", err)
 		}
-		if got, _ := ss.Get(ctx, s.ID); got.LocalCSeq != 2 || got.Version != 2 {
-			t.Fatalf("got cseq %d version %d, want 2 2", got.LocalCSeq, got.Version)
+		if got, _ := ss.Get(ctx, s.ID); got.RemoteCSeq != 2 || got.Version != 2 {
+			t.Fatalf("got cseq %d version %d, want 2 2", got.RemoteCSeq, got.Version)
 		}
 		if gone, err := ss.Delete(ctx, s.ID); err != nil || gone.ID != s.ID {
 			t.Fatalf("delete: %v %v", gone, err)
@@ -96,6 +96,69 @@ func subscriptionSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		}
 		if got, _ := ss.Watchers(ctx, "presence", alice); !equal(ids(got, nil), []string{w2.ID}) {
 			t.Fatalf("after unsubscribing w1: %v, want only w2", ids(got, nil))
+		}
+	})
+
+	t.Run("InDialog", func(t *testing.T) {
+		ss := open(t).Subscriptions()
+		first := newSubscription(t, "d", "presence", key(t, "alice"), time.Now().Add(time.Hour))
+		second := *first
+		second.Event, second.EventID = "dialog", "2"
+		second.ID = store.SubscriptionID(first.CallID, first.LocalTag, second.Event, second.EventID)
+		elsewhere := newSubscription(t, "other", "presence", key(t, "alice"), time.Now().Add(time.Hour))
+		for _, s := range []*store.Subscription{first, &second, elsewhere} {
+			if err := ss.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string{first.ID, second.ID}
+		sort.Strings(want)
+		if got, err := ss.InDialog(ctx, first.CallID, first.LocalTag); err != nil || !equal(ids(got, nil), want) {
+			t.Fatalf("the dialog's subscriptions: %v %v, want %v", ids(got, nil), err, want)
+		}
+		if _, err := ss.Delete(ctx, first.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ss.InDialog(ctx, first.CallID, first.LocalTag); !equal(ids(got, nil), []string{second.ID}) {
+			t.Fatalf("after the first ended: %v, want the second only", ids(got, nil))
+		}
+	})
+
+	t.Run("NextCSeqRisesAcrossReplicas", func(t *testing.T) {
+		ss := open(t).Subscriptions()
+		callID, keep := key(t, "call"), time.Now().Add(time.Hour)
+		var mu sync.Mutex
+		seen := map[uint32]bool{}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				last := uint32(0)
+				for range 25 {
+					n, err := ss.NextCSeq(ctx, callID, "n1", keep)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if n <= last {
+						t.Errorf("CSeq %d after %d", n, last)
+					}
+					last = n
+					mu.Lock()
+					seen[n] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		for n := uint32(1); n <= 100; n++ {
+			if !seen[n] {
+				t.Fatalf("CSeq %d never handed out: want 1…100, each once", n)
+			}
+		}
+		if n, _ := ss.NextCSeq(ctx, callID, "other-tag", keep); n != 1 {
+			t.Fatalf("another dialog's first CSeq: %d, want 1", n)
 		}
 	})
 
