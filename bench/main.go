@@ -29,11 +29,12 @@ import (
 // params is one benchmark run.
 type params struct {
 	siphond, sippDir, kamailioCfg string
-	mode                          string // minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE) or proxy (calls through to a registered SIPp)
+	mode                          string // minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE), proxy (calls through to a registered SIPp) or subscribe (SUBSCRIBE-NOTIFY-unsubscribe-NOTIFY)
 	auth                          bool
 	users                         int
 	work                          string // scratch directory: users files
 	callLength                    time.Duration
+	watchers, held                int // subscribe: the fan-out's watchers; subscriptions held for the memory figure
 }
 
 func main() {
@@ -41,7 +42,9 @@ func main() {
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
 	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio", "directory of the Kamailio configurations (registrar.cfg, proxy.cfg)")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server) or proxy (calls through the proxy to a registered SIPp uas)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
+	flag.IntVar(&p.watchers, "watchers", 1000, "subscribe: watchers of the one resource a PUBLISH fans out to")
+	flag.IntVar(&p.held, "held", 100000, "subscribe: subscriptions held to measure memory per subscription")
 	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
 	flag.BoolVar(&p.auth, "auth", false, "registrar: digest authentication on (each registration is 401 then 200)")
 	flag.IntVar(&p.users, "users", 150000, "registrar: distinct users in the SIPp CSV")
@@ -89,11 +92,18 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 			return err
 		}
 		results, err := measure(s, load, steps, duration)
-		s.stop()
+		if err == nil && p.mode == "subscribe" {
+			err = p.measureEvents(s)
+		}
 		if err != nil {
+			s.stop()
 			return err
 		}
+		s.stop()
 		writeTable(report, name, s.describe, load.unit, results)
+		if s.events != "" {
+			report.WriteString(s.events)
+		}
 		all[name] = results
 		order = append(order, name)
 	}
@@ -131,9 +141,13 @@ func (p params) load() (loadSpec, error) {
 			args: []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
 			describe: fmt.Sprintf("SIPp calls to sip:siphond@example.com through the proxy to a registered SIPp uas (bench/sipp/proxy-uas.xml, "+
 				"Record-Route echoed, no 180): INVITE with SDP, 100/200, ACK and BYE along the route set, %v calls (response time: INVITE to 200)", p.callLength)}, nil
+	case "subscribe":
+		return loadSpec{scenario: filepath.Join(p.sippDir, "subscribe.xml"), unit: "subscription",
+			describe: "SIPp watchers of sip:siphond@example.com's presence (bench/sipp/subscribe.xml): SUBSCRIBE, 200 and NOTIFY (PIDF) answered, " +
+				"then unsubscribe (Expires: 0), 200 and the terminated NOTIFY answered (response time: SUBSCRIBE to 200)"}, nil
 	case "registrar":
 	default:
-		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar, calls or proxy", p.mode)
+		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar, calls, proxy or subscribe", p.mode)
 	}
 	csv := filepath.Join(p.work, "users.csv")
 	users := filepath.Join(p.work, "users.json")
@@ -174,6 +188,10 @@ type setup struct {
 	// peers run beside the set-up (the callee behind a proxy): stopped with
 	// it, their CPU not counted.
 	peers []*exec.Cmd
+	// redis is the set-up's Redis (multi), for its memory figures.
+	redis string
+	// events is the subscribe mode's fan-out and memory report.
+	events string
 }
 
 // stop kills every process of the set-up with its children: each runs in its
@@ -188,8 +206,11 @@ func (s *setup) stop() {
 func (p params) startSetup(name string) (*setup, error) {
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	siphondMode := p.mode
-	if p.mode == "calls" {
+	switch p.mode {
+	case "calls":
 		siphondMode = "call-server"
+	case "subscribe":
+		siphondMode = "subscription-server"
 	}
 	common := []string{"--mode", siphondMode, "--log-level", "warn"}
 	if p.mode == "proxy" {
@@ -227,7 +248,7 @@ func (p params) startSetup(name string) (*setup, error) {
 		waitTCP(natsAddr)
 		roles, shared := []string{"uas"}, []string{"--nats", "nats://" + natsAddr}
 		s.describe = "nats-server + siphond --role edge + siphond --role uas"
-		if p.mode == "registrar" || p.mode == "calls" || p.mode == "proxy" {
+		if p.mode == "registrar" || p.mode == "calls" || p.mode == "proxy" || p.mode == "subscribe" {
 			redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 			_, rport, _ := net.SplitHostPort(redisAddr)
 			if err := spawn("redis-server", "--bind", "127.0.0.1", "--port", rport, "--save", "", "--appendonly", "no", "--dir", p.work); err != nil {
@@ -235,11 +256,14 @@ func (p params) startSetup(name string) (*setup, error) {
 			}
 			waitTCP(redisAddr)
 			shared = append(shared, "--redis", "redis://"+redisAddr+"/0")
+			s.redis = redisAddr
 			switch p.mode {
 			case "registrar":
 				roles = []string{"registrar"}
 			case "proxy":
 				roles = []string{"registrar", "proxy"}
+			case "subscribe":
+				roles = []string{"events"}
 			}
 			s.describe = "nats-server + redis-server + siphond --role edge"
 			for _, r := range roles {

@@ -2,51 +2,73 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
 // Subscription is one subscription a notifier holds (RFC 6665 §4.2): the
 // dialog its NOTIFYs go in, the resource and package watched, and its state.
+// Its JSON names are short: a lab holds many subscriptions, and the names
+// were a third of each one's stored bytes.
 type Subscription struct {
 	// ID is SubscriptionID(CallID, LocalTag, Event, EventID): one dialog may
 	// hold several subscriptions, told apart by package and Event id (§4.5.2).
-	ID        string `json:"id"`
-	CallID    string `json:"call_id"`
-	LocalTag  string `json:"local_tag"`
-	RemoteTag string `json:"remote_tag"`
+	ID string `json:"id"`
+	// CallID and LocalTag are read back from ID, not stored twice.
+	CallID    string `json:"-"`
+	LocalTag  string `json:"-"`
+	RemoteTag string `json:"rt"`
 	// Event is the package (presence, dialog, message-summary, reg); EventID
 	// the Event header's id parameter.
-	Event   string `json:"event"`
-	EventID string `json:"event_id,omitempty"`
+	Event   string `json:"e"`
+	EventID string `json:"ei,omitempty"`
 	// Resource is the address-of-record watched; Watcher the subscriber (its From).
-	Resource string `json:"resource"`
-	Watcher  string `json:"watcher"`
+	Resource string `json:"r"`
+	Watcher  string `json:"w"`
 	// RemoteTarget is the subscriber's Contact; RouteSet its Record-Route, in order.
-	RemoteTarget string   `json:"remote_target"`
-	RouteSet     []string `json:"route_set,omitempty"`
+	RemoteTarget string   `json:"tg"`
+	RouteSet     []string `json:"rs,omitempty"`
 	// RemoteCSeq is the last SUBSCRIBE's CSeq. The NOTIFYs' CSeq is the
 	// dialog's, shared by its subscriptions: NextCSeq.
-	RemoteCSeq uint32 `json:"remote_cseq"`
+	RemoteCSeq uint32 `json:"cs"`
 	// State is pending, active or terminated (RFC 6665 §4.1.3).
-	State string `json:"state"`
+	State string `json:"s"`
 	// BodyVersion counts the NOTIFY bodies that carry a version (dialog-info, reginfo).
-	BodyVersion int64 `json:"body_version,omitempty"`
+	BodyVersion int64 `json:"bv,omitempty"`
 	// Edge, Transport, Flow and Local say how to reach the subscriber, as for a dialog.
-	Edge      string `json:"edge"`
-	Transport string `json:"transport"`
-	Flow      string `json:"flow,omitempty"`
-	Local     string `json:"local"`
+	Edge      string `json:"ed"`
+	Transport string `json:"tr"`
+	Flow      string `json:"fl,omitempty"`
+	Local     string `json:"l"`
 	// Expires is when the subscription ends unless refreshed: Expired hands it
 	// out then, for its terminated NOTIFY.
-	Expires time.Time `json:"expires"`
+	Expires time.Time `json:"x"`
 	// Version is the store's revision: Update stores only over the one read.
-	Version int64 `json:"version"`
+	Version int64 `json:"v"`
 }
 
 // SubscriptionID names a subscription within its dialog.
 func SubscriptionID(callID, localTag, event, eventID string) string {
 	return callID + ";" + localTag + ";" + event + ";" + eventID
+}
+
+// UnmarshalJSON reads a stored subscription and its Call-ID and tag from its
+// ID: a tag, a package and an Event id are tokens, which hold no ";".
+func (s *Subscription) UnmarshalJSON(data []byte) error {
+	type plain Subscription
+	if err := json.Unmarshal(data, (*plain)(s)); err != nil {
+		return err
+	}
+	parts := strings.Split(s.ID, ";")
+	if len(parts) < 4 {
+		return fmt.Errorf("store: subscription id %q: want call-id;tag;event;id", s.ID)
+	}
+	n := len(parts)
+	s.CallID, s.LocalTag = strings.Join(parts[:n-3], ";"), parts[n-3]
+	return nil
 }
 
 // Errors of Subscriptions.

@@ -29,6 +29,8 @@ const (
 	// subscriber. queued bounds what waits for them.
 	notifiers = 32
 	queued    = 4096
+	// fanOut bounds the NOTIFYs one state change has in flight.
+	fanOut = 32
 	// sweepEvery is how often a replica looks for expired subscriptions.
 	sweepEvery = 250 * time.Millisecond
 	// storeTimeout bounds one store or NOTIFY round.

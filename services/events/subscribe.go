@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -58,12 +59,11 @@ func (e *Events) start(ctx context.Context, r *sipbus.Request, s *store.Subscrip
 		}
 	}
 	e.ok(r, s.LocalTag, expires)
+	reason := ""
 	if expires == 0 {
-		s.State = "terminated"
-		e.notify(ctx, s, "timeout")
-		return
+		s.State, reason = "terminated", "timeout"
 	}
-	e.notify(ctx, s, "")
+	e.notifyLater(s, reason)
 }
 
 // resubscribe refreshes or ends the subscription to pkg (and Event id) in
@@ -104,7 +104,18 @@ func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, tag, pkg, e
 	if expires == 0 {
 		s.State = "terminated"
 	}
-	e.notify(ctx, s, "")
+	e.notifyLater(s, "")
+}
+
+// notifyLater hands s's NOTIFY to the notifiers: a subscriber slow to answer
+// holds one of them, not a worker of the SUBSCRIBE handler. The 200 went
+// first, though the NOTIFY may still overtake it (RFC 6665 §4.1.2.4).
+func (e *Events) notifyLater(s *store.Subscription, reason string) {
+	e.enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		e.notify(ctx, s, reason)
+	})
 }
 
 // sibling is a live subscription in r's dialog, or nil: its remote tag must
@@ -294,18 +305,40 @@ func (e *Events) notifyWatchers(ctx context.Context, pkg, resource string) {
 }
 
 // notifyWatchersWith is notifyWatchers with the body with makes, when given.
+// Up to fanOut dialogs' NOTIFYs are in flight at once (one PUBLISH to a
+// resource with a thousand watchers is not a thousand round trips end to
+// end); within a dialog one at a time, so its CSeqs arrive in order.
 func (e *Events) notifyWatchersWith(ctx context.Context, pkg, resource string, with ...bodyFunc) {
 	watchers, err := e.subs.Watchers(ctx, pkg, resource)
 	if err != nil {
 		e.log.Warn("watchers", "resource", resource, "error", err)
 		return
 	}
+	var order []string
+	dialogs := map[string][]*store.Subscription{}
 	for _, s := range watchers {
 		if !s.Expires.After(e.clock.Now()) {
 			continue // the sweep's to end
 		}
-		e.notify(ctx, s, "", with...)
+		key := s.CallID + ";" + s.LocalTag
+		if dialogs[key] == nil {
+			order = append(order, key)
+		}
+		dialogs[key] = append(dialogs[key], s)
 	}
+	slots := make(chan struct{}, fanOut)
+	var wg sync.WaitGroup
+	for _, key := range order {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			for _, s := range dialogs[key] {
+				e.notify(ctx, s, "", with...)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // notifyReceived answers a NOTIFY (RFC 6665 §4.1.3): 200 when it is in the

@@ -9,7 +9,7 @@ import (
 	"github.com/siphon-lab/siphon/pkg/store"
 )
 
-// Layout: one hash per dialog, siphon:dlg:{id}, expiring with the dialog (a
+// Layout: one record per dialog, siphon:dlg:{id}, expiring with the dialog (a
 // day when it has no expiry); siphon:dlg:due scores each dialog by when a
 // replica must next act on it (records).
 type dialogs struct{ *records[store.Dialog] }
@@ -17,7 +17,7 @@ type dialogs struct{ *records[store.Dialog] }
 func newDialogs(rdb redis.UniversalClient) *dialogs {
 	return &dialogs{&records[store.Dialog]{
 		rdb: rdb, kind: "dialog", dueKey: KeyPrefix + "dlg:due",
-		key: func(id string) string { return KeyPrefix + "dlg:{" + id + "}" },
+		key: func(ref string) string { return KeyPrefix + "dlg:{" + ref + "}" },
 		meta: func(d *store.Dialog) meta {
 			expires := d.Expires
 			if expires.IsZero() {

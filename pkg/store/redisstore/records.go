@@ -1,6 +1,9 @@
 package redisstore
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,45 +14,54 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Scripts on one record's hash: its revision (v) and JSON (d), and when Redis
-// drops it.
+// Scripts on one record: a string, its revision, a colon and its JSON
+// ("3:{...}"), which Redis drops at its expiry. A string, not a hash: a JSON
+// over 64 bytes makes a hash a full hashtable, 200 bytes more per record.
 
 // createScript: ARGV json, expiry (ms since epoch). Replies 0 if the record exists.
 var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], '1:' .. ARGV[1], 'PXAT', ARGV[2])
 return 1`)
 
 // updateScript: ARGV expected revision, new revision, json, expiry. Replies -1
 // when the record is gone, 0 when its revision moved on, 1 when stored.
 var updateScript = redis.NewScript(`
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if v ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+if string.match(cur, '^(%d+):') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PXAT', ARGV[4])
 return 1`)
 
-// deleteScript replies the record's JSON, or false when it is gone.
+// deleteScript replies the record, or false when it is gone.
 var deleteScript = redis.NewScript(`
-local d = redis.call('HGET', KEYS[1], 'd')
+local d = redis.call('GET', KEYS[1])
 if d then redis.call('DEL', KEYS[1]) end
 return d`)
 
-// records is what dialogs and subscriptions share: a hash per record,
+// body is a stored record's JSON, without its revision.
+func body(stored []byte) []byte {
+	if i := bytes.IndexByte(stored, ':'); i >= 0 {
+		return stored[i+1:]
+	}
+	return stored
+}
+
+// records is what dialogs and subscriptions share: a string per record,
 // compare-and-set by script, and a sorted set of when each is due — the one
 // cross-slot key, written as its own command: pipelined with create and
 // delete, after the compare-and-set of an update (which may lose). A stale
 // index entry (a record deleted meanwhile) is dropped when takeDue meets it.
 type records[T any] struct {
-	rdb    redis.UniversalClient
-	kind   string // for errors: "dialog", "subscription"
-	key    func(id string) string
+	rdb  redis.UniversalClient
+	kind string // for errors: "dialog", "subscription"
+	// key is where the record with ref (ref(id)) lives.
+	key    func(ref string) string
 	dueKey string
 	meta   func(*T) meta
-	// index and unindex add a kind's own index commands to a pipeline.
-	index, unindex func(ctx context.Context, c redis.Cmdable, v *T)
+	// index and unindex add a kind's own index commands to a pipeline; an
+	// index holds refs.
+	index, unindex func(ctx context.Context, c redis.Cmdable, v *T, ref string)
 	// The kind's errors.
 	errExists, errNotFound, errConflict error
 }
@@ -63,17 +75,29 @@ type meta struct {
 	expires time.Time
 }
 
+// ref is what stands for a record's id in its key and in every index: 16
+// characters of its SHA-256, base64url (96 bits: no collision in any lab's
+// lifetime). Ids are Call-IDs, tags and more, often over 60 bytes; a short
+// ref keeps index hashes in Redis's compact encoding (members up to 64
+// bytes) and takes a third off a subscription's memory. The record's JSON
+// keeps the id.
+func ref(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
 // indexIn puts v in the due index (or takes it out when it has no due time),
 // and in the kind's own index.
 func (r *records[T]) indexIn(ctx context.Context, c redis.Cmdable, v *T) {
 	m := r.meta(v)
+	rf := ref(m.id)
 	if m.due.IsZero() {
-		c.ZRem(ctx, r.dueKey, m.id)
+		c.ZRem(ctx, r.dueKey, rf)
 	} else {
-		c.ZAdd(ctx, r.dueKey, redis.Z{Score: float64(m.due.UnixMilli()), Member: m.id})
+		c.ZAdd(ctx, r.dueKey, redis.Z{Score: float64(m.due.UnixMilli()), Member: rf})
 	}
 	if r.index != nil {
-		r.index(ctx, c, v)
+		r.index(ctx, c, v, rf)
 	}
 }
 
@@ -94,7 +118,7 @@ func (r *records[T]) Create(ctx context.Context, v *T) error {
 	if err != nil {
 		return fmt.Errorf("redisstore: encode %s %s: %w", r.kind, m.id, err)
 	}
-	keys, args := []string{r.key(m.id)}, []any{data, m.expires.UnixMilli()}
+	keys, args := []string{r.key(ref(m.id))}, []any{data, m.expires.UnixMilli()}
 	pipe := r.rdb.Pipeline()
 	created := createScript.EvalSha(ctx, pipe, keys, args...)
 	r.indexIn(ctx, pipe, v)
@@ -120,20 +144,25 @@ func (r *records[T]) Create(ctx context.Context, v *T) error {
 
 // Get returns the record id.
 func (r *records[T]) Get(ctx context.Context, id string) (*T, error) {
-	data, err := r.rdb.HGet(ctx, r.key(id), "d").Bytes()
+	return r.get(ctx, ref(id))
+}
+
+func (r *records[T]) get(ctx context.Context, rf string) (*T, error) {
+	data, err := r.rdb.Get(ctx, r.key(rf)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, r.errNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get %s %s: %w", r.kind, id, err)
+		return nil, fmt.Errorf("redisstore: get %s %s: %w", r.kind, rf, err)
 	}
-	return r.decode(id, data)
+	return r.decode(rf, data)
 }
 
-func (r *records[T]) decode(id string, data []byte) (*T, error) {
+// decode reads a stored record.
+func (r *records[T]) decode(rf string, stored []byte) (*T, error) {
 	v := new(T)
-	if err := json.Unmarshal(data, v); err != nil {
-		return nil, fmt.Errorf("redisstore: decode %s %s: %w", r.kind, id, err)
+	if err := json.Unmarshal(body(stored), v); err != nil {
+		return nil, fmt.Errorf("redisstore: decode %s %s: %w", r.kind, rf, err)
 	}
 	return v, nil
 }
@@ -148,7 +177,7 @@ func (r *records[T]) Update(ctx context.Context, v *T) error {
 		*m.version = was
 		return fmt.Errorf("redisstore: encode %s %s: %w", r.kind, m.id, err)
 	}
-	res, err := updateScript.Run(ctx, r.rdb, []string{r.key(m.id)},
+	res, err := updateScript.Run(ctx, r.rdb, []string{r.key(ref(m.id))},
 		strconv.FormatInt(was, 10), strconv.FormatInt(*m.version, 10), data, m.expires.UnixMilli()).Int()
 	if err != nil || res != 1 {
 		*m.version = was
@@ -170,10 +199,11 @@ func (r *records[T]) Update(ctx context.Context, v *T) error {
 // Delete runs the delete script and drops the due entry in one round trip
 // (dropping one that is not there does nothing), then the kind's own index.
 func (r *records[T]) Delete(ctx context.Context, id string) (*T, error) {
-	keys := []string{r.key(id)}
+	rf := ref(id)
+	keys := []string{r.key(rf)}
 	pipe := r.rdb.Pipeline()
 	deleted := deleteScript.EvalSha(ctx, pipe, keys)
-	pipe.ZRem(ctx, r.dueKey, id)
+	pipe.ZRem(ctx, r.dueKey, rf)
 	_, err := pipe.Exec(ctx)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		deleted = deleteScript.Eval(ctx, r.rdb, keys)
@@ -195,7 +225,7 @@ func (r *records[T]) Delete(ctx context.Context, id string) (*T, error) {
 	}
 	if r.unindex != nil {
 		pipe := r.rdb.Pipeline()
-		r.unindex(ctx, pipe, v)
+		r.unindex(ctx, pipe, v, rf)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return v, fmt.Errorf("redisstore: unindex %s %s: %w", r.kind, id, err)
 		}
@@ -203,32 +233,36 @@ func (r *records[T]) Delete(ctx context.Context, id string) (*T, error) {
 	return v, nil
 }
 
-// members reads the ids in the set at setKey (a kind's index), then every
-// record in one pipeline; a member whose record is gone is dropped from the set.
-func (r *records[T]) members(ctx context.Context, setKey string) ([]*T, error) {
-	ids, err := r.rdb.SMembers(ctx, setKey).Result()
-	if err != nil || len(ids) == 0 {
+// members reads the refs in the hash at indexKey (a kind's index: a ref per
+// field; a hash, not a set, because Redis 7.0 keeps even a one-member set of
+// strings as a full hashtable), then every record in one pipeline; an id
+// whose record is gone is dropped from the index.
+func (r *records[T]) members(ctx context.Context, indexKey string) ([]*T, error) {
+	refs, err := r.rdb.HKeys(ctx, indexKey).Result()
+	if err != nil || len(refs) == 0 {
 		return nil, err
 	}
 	pipe := r.rdb.Pipeline()
-	gets := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		gets[i] = pipe.HGet(ctx, r.key(id), "d")
+	gets := make(map[string]*redis.StringCmd, len(refs))
+	for _, rf := range refs {
+		if rf != counterField {
+			gets[rf] = pipe.Get(ctx, r.key(rf))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redisstore: members of %s: %w", setKey, err)
+		return nil, fmt.Errorf("redisstore: members of %s: %w", indexKey, err)
 	}
 	var out []*T
-	for i, g := range gets {
+	for rf, g := range gets {
 		data, err := g.Bytes()
 		if errors.Is(err, redis.Nil) {
-			r.rdb.SRem(ctx, setKey, ids[i])
+			r.rdb.HDel(ctx, indexKey, rf)
 			continue
 		}
 		if err != nil {
-			return out, fmt.Errorf("redisstore: %s %s: %w", r.kind, ids[i], err)
+			return out, fmt.Errorf("redisstore: %s %s: %w", r.kind, rf, err)
 		}
-		v, err := r.decode(ids[i], data)
+		v, err := r.decode(rf, data)
 		if err != nil {
 			return out, err
 		}
@@ -237,26 +271,30 @@ func (r *records[T]) members(ctx context.Context, setKey string) ([]*T, error) {
 	return out, nil
 }
 
+// counterField is a field of an index hash that is not a member: a
+// subscription dialog's NOTIFY CSeq.
+const counterField = "#cseq"
+
 // takeDue claims each due record by removing it from the index: ZREM answers
 // 1 to exactly one replica.
 func (r *records[T]) takeDue(ctx context.Context, now time.Time, limit int) ([]*T, error) {
-	ids, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+	refs, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key: r.dueKey, Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10),
 		ByScore: true, Count: int64(limit),
 	}).Result()
-	if err != nil || len(ids) == 0 {
+	if err != nil || len(refs) == 0 {
 		return nil, err
 	}
 	var out []*T
-	for _, id := range ids {
-		n, err := r.rdb.ZRem(ctx, r.dueKey, id).Result()
+	for _, rf := range refs {
+		n, err := r.rdb.ZRem(ctx, r.dueKey, rf).Result()
 		if err != nil {
-			return out, fmt.Errorf("redisstore: claim due %s %s: %w", r.kind, id, err)
+			return out, fmt.Errorf("redisstore: claim due %s %s: %w", r.kind, rf, err)
 		}
 		if n == 0 {
 			continue // another replica took it
 		}
-		v, err := r.Get(ctx, id)
+		v, err := r.get(ctx, rf)
 		if errors.Is(err, r.errNotFound) {
 			continue
 		}

@@ -10,36 +10,37 @@ import (
 	"github.com/siphon-lab/siphon/pkg/store"
 )
 
-// Layout: one hash per subscription, siphon:sub:{id}, kept
-// store.SubscriptionGrace past its expiry; siphon:sub:exp scores each by its
-// expiry (records); siphon:subw:{event resource} is the set of a package's
-// and resource's watchers and siphon:subd:{call-id;tag} the set of a
-// dialog's subscriptions, a stale member dropped when a read meets it;
-// siphon:subc:{call-id;tag} is the dialog's NOTIFY CSeq.
+// Layout (every {…} a ref, records): one record per subscription,
+// siphon:sub:{id}, kept store.SubscriptionGrace past its expiry;
+// siphon:sub:exp scores each by its expiry; siphon:subw:{event resource}
+// indexes a package's and resource's watchers and siphon:subd:{call-id;tag} a dialog's
+// subscriptions (a stale member dropped when a read meets it), and holds
+// the dialog's NOTIFY CSeq (field #cseq), kept as long as a subscription
+// in it may still NOTIFY.
 type subscriptions struct{ *records[store.Subscription] }
 
 func watchersKey(event, resource string) string {
-	return KeyPrefix + "subw:{" + event + " " + resource + "}"
+	return KeyPrefix + "subw:{" + ref(event+" "+resource) + "}"
 }
 
-func dialogSetKey(callID, localTag string) string {
-	return KeyPrefix + "subd:{" + callID + ";" + localTag + "}"
+func dialogKey(callID, localTag string) string {
+	return KeyPrefix + "subd:{" + ref(callID+";"+localTag) + "}"
 }
 
 func newSubscriptions(rdb redis.UniversalClient) *subscriptions {
 	return &subscriptions{&records[store.Subscription]{
 		rdb: rdb, kind: "subscription", dueKey: KeyPrefix + "sub:exp",
-		key: func(id string) string { return KeyPrefix + "sub:{" + id + "}" },
+		key: func(ref string) string { return KeyPrefix + "sub:{" + ref + "}" },
 		meta: func(s *store.Subscription) meta {
 			return meta{id: s.ID, version: &s.Version, due: s.Expires, expires: s.Expires.Add(store.SubscriptionGrace)}
 		},
-		index: func(ctx context.Context, c redis.Cmdable, s *store.Subscription) {
-			c.SAdd(ctx, watchersKey(s.Event, s.Resource), s.ID)
-			c.SAdd(ctx, dialogSetKey(s.CallID, s.LocalTag), s.ID)
+		index: func(ctx context.Context, c redis.Cmdable, s *store.Subscription, ref string) {
+			c.HSet(ctx, watchersKey(s.Event, s.Resource), ref, "")
+			c.HSet(ctx, dialogKey(s.CallID, s.LocalTag), ref, "")
 		},
-		unindex: func(ctx context.Context, c redis.Cmdable, s *store.Subscription) {
-			c.SRem(ctx, watchersKey(s.Event, s.Resource), s.ID)
-			c.SRem(ctx, dialogSetKey(s.CallID, s.LocalTag), s.ID)
+		unindex: func(ctx context.Context, c redis.Cmdable, s *store.Subscription, ref string) {
+			c.HDel(ctx, watchersKey(s.Event, s.Resource), ref)
+			c.HDel(ctx, dialogKey(s.CallID, s.LocalTag), ref)
 		},
 		errExists: store.ErrSubscriptionExists, errNotFound: store.ErrSubscriptionNotFound, errConflict: store.ErrSubscriptionConflict,
 	}}
@@ -50,17 +51,18 @@ func (s *subscriptions) Watchers(ctx context.Context, event, resource string) ([
 }
 
 func (s *subscriptions) InDialog(ctx context.Context, callID, localTag string) ([]*store.Subscription, error) {
-	return s.members(ctx, dialogSetKey(callID, localTag))
+	return s.members(ctx, dialogKey(callID, localTag))
 }
 
-// nextCSeqScript: INCR, and the key kept at least ARGV[1] ms from now.
+// nextCSeqScript: the dialog's CSeq field incremented, and the key kept at
+// least ARGV[1] ms from now.
 var nextCSeqScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('HINCRBY', KEYS[1], '` + counterField + `', 1)
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`)
 
 func (s *subscriptions) NextCSeq(ctx context.Context, callID, localTag string, keep time.Time) (uint32, error) {
-	key := KeyPrefix + "subc:{" + callID + ";" + localTag + "}"
+	key := dialogKey(callID, localTag)
 	n, err := nextCSeqScript.Run(ctx, s.rdb, []string{key}, max(1, time.Until(keep).Milliseconds())).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: NOTIFY CSeq of %s: %w", key, err)
