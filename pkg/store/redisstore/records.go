@@ -2,9 +2,9 @@ package redisstore
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
