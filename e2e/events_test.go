@@ -2,7 +2,11 @@ package e2e_test
 
 import (
 	"context"
+	"path/filepath"
+	"strconv"
 	"testing"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
 )
 
 // TestSubscriptionServerLab: the subscription-server profile with two events
@@ -21,4 +25,16 @@ func TestSubscriptionServerLab(t *testing.T) {
 	}
 	ph := phones{t: t, l: l, host: host}
 	ph.call("../bench/sipp/subscribe.xml", ph.port(), "erin", 20, "-r", "10").mustPass(t, 20)
+
+	// A PUBLISH (RFC 3903) reaches every watcher, whichever replica holds
+	// its subscription: ten SIPp watchers of fay subscribe, then a SIPp
+	// publisher sets her presence; each watcher needs the published PIDF
+	// in a NOTIFY before it unsubscribes.
+	subscribed := ph.edgeCount("SUBSCRIBE", "200")
+	path, _ := filepath.Abs("../bench/sipp/watch.xml")
+	watchers := testutil.Process(t, testutil.Binary(t, "sipp", "sip-tester"), "-sf", path, "-s", "fay", "-m", "10", "-r", "20",
+		"-i", host, "-p", strconv.Itoa(ph.port()), "-nostdin", "-timeout", "90s", "-timeout_error", l.SIPAddr("udp"))
+	ph.await(func() bool { return ph.edgeCount("SUBSCRIBE", "200") >= subscribed+10 }, "ten watchers of fay subscribed")
+	ph.call("../bench/sipp/publish.xml", ph.port(), "fay", 1).mustPass(t, 1)
+	ph.passed(watchers, "watchers of fay")
 }

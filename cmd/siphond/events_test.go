@@ -466,3 +466,21 @@ func TestEventsDialogUsages(t *testing.T) {
 	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence;id=3", "Expires: 0"}, ""), 200) // a fetch in the dialog
 	wantState(t, notified(t, w), "terminated;reason=timeout", "open")
 }
+
+// TestEventsOverTCP: a subscriber over TCP gets its NOTIFYs on its own
+// connection (RFC 5626's flow, as the edge's send path keeps it), the first
+// and a later one a PUBLISH brings: its Contact names a port nothing
+// listens on.
+func TestEventsOverTCP(t *testing.T) {
+	p := start(t, true, "--mode", "subscription-server")
+	w := newTCPUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:jack@example.com"
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence"}, ""), 200)
+	wantState(t, notified(t, w), "active;expires=", "closed")
+	jack := "sip:jack@example.com"
+	etag(t, publish(newUA(t, p.sip), jack, "presence", []string{"Content-Type: application/pidf+xml"}, pidf(jack, "open", "on TCP")))
+	if n := notified(t, w); !strings.Contains(string(n.Body()), "<note>on TCP</note>") {
+		t.Fatalf("NOTIFY after the PUBLISH over the subscriber's connection: want the published PIDF:\n%s", n)
+	}
+}
