@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -72,17 +75,27 @@ func (s *setup) memory() (int64, string, error) {
 		}
 		return 0, "", fmt.Errorf("redis-cli info memory: no used_memory")
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.procs[0].Process.Pid))
+	// The live heap after a collection: the resident set also holds the
+	// garbage a GOGC=100 heap lets grow to the size of the live one.
+	res, err := http.Get("http://" + s.metrics + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return 0, "", err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024, "siphond's RSS, in-memory store, Go heap included", err
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	res, err = http.Get("http://" + s.metrics + "/metrics")
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int64(f), "siphond's live Go heap after a collection, in-memory store, every role included", err
 		}
 	}
-	return 0, "", fmt.Errorf("no VmRSS for siphond")
+	return 0, "", fmt.Errorf("no go_memstats_heap_alloc_bytes at %s", s.metrics)
 }
 
 // watcher is many subscribers on one UDP socket, written by hand: the bench

@@ -188,8 +188,9 @@ type setup struct {
 	// peers run beside the set-up (the callee behind a proxy): stopped with
 	// it, their CPU not counted.
 	peers []*exec.Cmd
-	// redis is the set-up's Redis (multi), for its memory figures.
-	redis string
+	// redis is the set-up's Redis (multi) and metrics its siphond's
+	// metrics address (embedded), for their memory figures.
+	redis, metrics string
 	// events is the subscribe mode's fan-out and memory report.
 	events string
 }
@@ -239,6 +240,7 @@ func (p params) startSetup(name string) (*setup, error) {
 			return nil, err
 		}
 		ready = append(ready, m)
+		s.metrics = m
 	case "multi":
 		natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 		host, port, _ := net.SplitHostPort(natsAddr)

@@ -303,6 +303,7 @@ func TestEventsPublish(t *testing.T) {
 	d.ruri = frank
 	res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
 	wantCode(t, res, 200)
+	d.toTag, _ = res.To().Params.Get("tag")
 	wantState(t, notified(t, w), "active;expires=", "closed")
 
 	pub := newUA(t, p.sip)
@@ -347,6 +348,42 @@ func TestEventsPublish(t *testing.T) {
 	wantCode(t, publish(pub, frank, "presence", []string{pidfType}, "<presence><unclosed>"), 400)
 	wantCode(t, publish(pub, frank, "presence", nil, ""), 400) // an initial PUBLISH with no state
 	wantCode(t, publish(pub, frank, "presence", []string{pidfType, "Expires: 5"}, pidf(frank, "open", "")), 423)
+	// State that expires at once: 200, nothing kept (the watcher hears of
+	// nothing: the next NOTIFY is its unsubscribe's).
+	etag(t, publish(pub, frank, "presence", []string{pidfType, "Expires: 0"}, pidf(frank, "open", "gone at once")))
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence", "Expires: 0"}, ""), 200)
+	if n := notified(t, w); !strings.Contains(string(n.Body()), `<tuple id="reg">`) {
+		t.Fatalf("NOTIFY after a PUBLISH with Expires: 0: want the registrations' PIDF still:\n%s", n)
+	}
+}
+
+// TestEventsNotifyFailed: a NOTIFY answered with a failure that cannot be
+// retried ends its subscription (RFC 6665 §4.2.2); event types compare byte
+// for byte (§8.2.1).
+func TestEventsNotifyFailed(t *testing.T) {
+	p := start(t, true, "--mode", "subscription-server")
+	w := newUA(t, p.sip)
+	d := w.call()
+	d.ruri = "sip:kim@example.com"
+	res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
+	wantCode(t, res, 200)
+	d.toTag, _ = res.To().Params.Get("tag")
+	w.answer(w.request("NOTIFY", 10*time.Second), 488, "Not Acceptable Here", "", nil, "")
+	deadline := time.Now().Add(10 * time.Second) // the removal follows the answer: poll with refreshes
+	for {
+		res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
+		if res.StatusCode == 481 {
+			break
+		}
+		wantCode(t, res, 200)
+		w.answer(w.request("NOTIFY", 10*time.Second), 488, "Not Acceptable Here", "", nil, "")
+		if time.Now().After(deadline) {
+			t.Fatal("subscription still refreshable 10s after its NOTIFY got 488")
+		}
+	}
+	other := w.call()
+	other.ruri = "sip:kim@example.com"
+	wantCode(t, other.do("SUBSCRIBE", []string{"Event: Presence"}, ""), 489)
 }
 
 // TestEventsMessageSummary: the message-summary package (RFC 3842): no

@@ -63,6 +63,45 @@ type Events struct {
 	wg       sync.WaitGroup
 	jobs     chan func()
 	jobsWG   sync.WaitGroup
+	// dialogs hold a replica's NOTIFYs of one dialog to one at a time, so
+	// their CSeqs reach the subscriber in order (RFC 3261 §12.2.2 answers a
+	// lower one 500).
+	dialogs keyedMutex
+}
+
+// keyedMutex is a mutex per key, dropped when no one holds or waits for it.
+type keyedMutex struct {
+	mu   sync.Mutex
+	held map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.held == nil {
+		k.held = map[string]*refMutex{}
+	}
+	m := k.held[key]
+	if m == nil {
+		m = &refMutex{}
+		k.held[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		if m.refs--; m.refs == 0 {
+			delete(k.held, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // notifier is how NOTIFYs leave: uac.Client through the edges; tests fake it.

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -40,16 +41,12 @@ func (e *Events) publish(r *sipbus.Request) {
 	}
 	body := r.Body()
 	if ifMatch == "" && len(body) == 0 {
-		e.refuse(r, 400, "Bad Request", "an initial PUBLISH carries the state (RFC 3903 §6 step 4)")
+		e.refuse(r, 400, "Bad Request", "an initial PUBLISH carries the state (RFC 3903 §6 step 6)")
 		return
 	}
 	// Step 5: the expiry, by the same bounds as a subscription's.
 	expires, ok := e.expires(r)
 	if !ok {
-		return
-	}
-	if ifMatch == "" && expires == 0 {
-		e.refuse(r, 400, "Bad Request", "Expires: 0 removes a publication named by SIP-If-Match; there is none")
 		return
 	}
 	// Step 6: the body, checked by its package.
@@ -68,10 +65,19 @@ func (e *Events) publish(r *sipbus.Request) {
 			return
 		}
 	}
+	if ifMatch == "" && expires == 0 {
+		// State that expires at once: nothing is kept, nobody notified.
+		e.published200(r, e.ids.ETag(), 0)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	changed := len(body) > 0 || expires == 0
-	etag, err := e.store(ctx, resource, pkg, ifMatch, contentType, string(body), expires)
+	etag, err := e.keepState(ctx, resource, pkg, ifMatch, contentType, string(body), expires)
+	if errors.Is(err, errLostRace) {
+		// The state stored for a moment may have gone to watchers: they
+		// get the state that won.
+		e.notifyWatchersLater(pkg, resource)
+	}
 	switch {
 	case errors.Is(err, store.ErrPublicationNotFound):
 		// Step 4: an entity-tag this compositor does not hold for the resource.
@@ -82,32 +88,46 @@ func (e *Events) publish(r *sipbus.Request) {
 		e.refuse(r, 500, "Server Internal Error", "publication store unavailable")
 		return
 	}
-	res := sip.NewResponseFromRequest(r.Request, 200, "OK", nil)
-	if etag != "" {
-		res.AppendHeader(sip.NewHeader("SIP-ETag", etag))
+	if etag == "" { // removed: §6 step 8 still wants an entity-tag
+		etag = e.ids.ETag()
 	}
-	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
-	e.reply(r, res)
+	e.published200(r, etag, expires)
 	switch {
 	case expires == 0:
 		e.announce(wire.StateEvent{Event: wire.EventPublicationRemoved, Package: pkg, Resource: resource, ETag: ifMatch})
 	case len(body) > 0:
 		e.announce(wire.StateEvent{Event: wire.EventPublished, Package: pkg, Resource: resource, ETag: etag, ContentType: contentType, Body: string(body)})
 	}
-	if changed {
-		e.enqueue(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			defer cancel()
-			e.notifyWatchers(ctx, pkg, resource)
-		})
+	if len(body) > 0 || expires == 0 { // not a refresh: the state changed
+		e.notifyWatchersLater(pkg, resource)
 	}
 }
 
-// store makes the publication the PUBLISH asks for and returns its new
+// published200 answers a PUBLISH 200 with its entity-tag and expiry (§6 step 8).
+func (e *Events) published200(r *sipbus.Request, etag string, expires int) {
+	res := sip.NewResponseFromRequest(r.Request, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("SIP-ETag", etag))
+	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	e.reply(r, res)
+}
+
+// notifyWatchersLater hands the NOTIFYs of resource's new state to the notifiers.
+func (e *Events) notifyWatchersLater(pkg, resource string) {
+	e.enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		e.notifyWatchers(ctx, pkg, resource)
+	})
+}
+
+// errLostRace: of two PUBLISHes naming one entity-tag, the other took it.
+var errLostRace = fmt.Errorf("events: publication replaced meanwhile: %w", store.ErrPublicationNotFound)
+
+// keepState makes the publication the PUBLISH asks for and returns its new
 // entity-tag ("" once removed). A refresh or a modify stores the state under a
 // new entity-tag before removing the old one, so a watcher never sees the
 // state missing; of two racing, the one whose removal fails gives way (412).
-func (e *Events) store(ctx context.Context, resource, pkg, ifMatch, contentType, body string, expires int) (string, error) {
+func (e *Events) keepState(ctx context.Context, resource, pkg, ifMatch, contentType, body string, expires int) (string, error) {
 	pubs := e.pubs
 	var old *store.Publication
 	if ifMatch != "" {
@@ -135,6 +155,9 @@ func (e *Events) store(ctx context.Context, resource, pkg, ifMatch, contentType,
 	if old != nil {
 		if _, err := pubs.Delete(ctx, old.ETag); err != nil {
 			_, _ = pubs.Delete(ctx, p.ETag)
+			if errors.Is(err, store.ErrPublicationNotFound) {
+				return "", errLostRace
+			}
 			return "", err
 		}
 	}
@@ -170,11 +193,7 @@ func (e *Events) lapse(ctx context.Context) {
 			continue // refreshed or removed meanwhile
 		}
 		e.announce(wire.StateEvent{Event: wire.EventPublicationRemoved, Package: p.Event, Resource: p.Resource, ETag: p.ETag, Reason: "expired"})
-		e.enqueue(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			defer cancel()
-			e.notifyWatchers(ctx, p.Event, p.Resource)
-		})
+		e.notifyWatchersLater(p.Event, p.Resource)
 	}
 }
 

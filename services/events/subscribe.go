@@ -76,11 +76,19 @@ func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, tag, pkg, e
 	if expires == 0 {
 		s, err = e.subs.Delete(ctx, id)
 	} else {
+		fromTag, _ := r.From().Params.Get("tag")
 		s, err = store.RetrySubscription(ctx, e.subs, id, func(s *store.Subscription) error {
-			if r.CSeq().SeqNo <= s.RemoteCSeq {
+			switch {
+			case s.RemoteTag != fromTag || !s.Expires.After(e.clock.Now()):
+				// Another dialog's, or expired and the sweep's to end (§4.2.1.2).
+				return store.ErrSubscriptionNotFound
+			case r.CSeq().SeqNo < s.RemoteCSeq:
 				return errOutOfOrder
 			}
 			s.RemoteCSeq, s.Expires = r.CSeq().SeqNo, e.clock.Now().Add(time.Duration(expires)*time.Second)
+			if c := r.Contact(); c != nil { // SUBSCRIBE refreshes the target (§4.1.2.1)
+				s.RemoteTarget = c.Address.String()
+			}
 			return nil
 		})
 	}
@@ -93,7 +101,7 @@ func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, tag, pkg, e
 		e.refuse(r, 481, "Subscription Does Not Exist", "no subscription "+id)
 		return
 	case errors.Is(err, errOutOfOrder):
-		e.refuse(r, 500, "Server Internal Error", "CSeq not above the last SUBSCRIBE's (RFC 3261 §12.2.2)")
+		e.refuse(r, 500, "Server Internal Error", "CSeq below the last SUBSCRIBE's (RFC 3261 §12.2.2)")
 		return
 	case err != nil:
 		e.log.Error("refresh subscription", "id", id, "error", err)
@@ -210,7 +218,9 @@ func eventHeader(req *sip.Request) (pkg, id string, ok bool) {
 		return "", "", false
 	}
 	parts := strings.Split(h.Value(), ";")
-	pkg = strings.ToLower(strings.TrimSpace(parts[0]))
+	// Event types compare byte for byte (RFC 6665 §8.2.1): "Presence" is
+	// not a package here.
+	pkg = strings.TrimSpace(parts[0])
 	for _, p := range parts[1:] {
 		if k, v, found := strings.Cut(strings.TrimSpace(p), "="); found && strings.EqualFold(k, "id") {
 			id = v
@@ -227,6 +237,7 @@ type bodyFunc func(s *store.Subscription) (body []byte, contentType string)
 // state), or with, when given, the body it makes. A 481 or no answer ends the
 // subscription (§4.2.2).
 func (e *Events) notify(ctx context.Context, s *store.Subscription, reason string, with ...bodyFunc) {
+	defer e.dialogs.lock(s.CallID + ";" + s.LocalTag)()
 	var cseq uint32
 	next := func(s *store.Subscription) (err error) {
 		cseq, err = e.subs.NextCSeq(ctx, s.CallID, s.LocalTag, s.Expires.Add(store.SubscriptionGrace))
@@ -281,22 +292,40 @@ func (e *Events) notify(ctx context.Context, s *store.Subscription, reason strin
 		via = uac.Via{Edge: s.Edge, Flow: s.Flow}
 	}
 	res, err := e.send.Do(ctx, req, via, nil)
-	if s.State == "terminated" {
-		return
-	}
-	if err != nil || res.StatusCode == 481 || res.Synthesized != "" {
-		// §4.2.2: the subscriber is gone; so is the subscription.
+	if s.State != "terminated" && failed(res, err) {
 		_, _ = e.subs.Delete(ctx, s.ID)
 	}
 }
 
-// terminate ends an expired subscription with its last NOTIFY.
-func (e *Events) terminate(ctx context.Context, s *store.Subscription, reason string) {
-	if _, err := e.subs.Delete(ctx, s.ID); err != nil && !errors.Is(err, store.ErrSubscriptionNotFound) {
-		e.log.Warn("delete expired subscription", "id", s.ID, "error", err)
+// failed says whether a NOTIFY's outcome ends its subscription (RFC 6665
+// §4.2.2): no answer, 481, or another failure with no way to retry it (not a
+// challenge, no Retry-After).
+func failed(res uac.Response, err error) bool {
+	switch {
+	case err != nil || res.Synthesized != "" || res.StatusCode == 481:
+		return true
+	case res.StatusCode < 300 || res.StatusCode == 401 || res.StatusCode == 407:
+		return false
 	}
-	s.State = "terminated"
-	e.notify(ctx, s, reason)
+	return res.Response == nil || res.GetHeader("Retry-After") == nil
+}
+
+// terminate ends an expired subscription with its last NOTIFY.
+// A refresh that came just before the expiry wins (the record is read
+// again); an unsubscribe or a 481 that came first already ended it.
+func (e *Events) terminate(ctx context.Context, s *store.Subscription, reason string) {
+	if now, err := e.subs.Get(ctx, s.ID); err != nil || now.Expires.After(e.clock.Now()) {
+		return
+	}
+	ended, err := e.subs.Delete(ctx, s.ID)
+	if err != nil {
+		if !errors.Is(err, store.ErrSubscriptionNotFound) {
+			e.log.Warn("delete expired subscription", "id", s.ID, "error", err)
+		}
+		return
+	}
+	ended.State = "terminated"
+	e.notify(ctx, ended, reason)
 }
 
 // notifyWatchers sends the new state of resource to every subscription to pkg.

@@ -33,6 +33,13 @@ if string.match(cur, '^(%d+):') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PXAT', ARGV[4])
 return 1`)
 
+// claimScript: ARGV ref, now (ms). Takes ref off the due index if it is due
+// still (a refresh since the read moved it later): 1 to exactly one caller.
+var claimScript = redis.NewScript(`
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) <= tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0`)
+
 // deleteScript replies the record, or false when it is gone.
 var deleteScript = redis.NewScript(`
 local d = redis.call('GET', KEYS[1])
@@ -275,8 +282,8 @@ func (r *records[T]) members(ctx context.Context, indexKey string) ([]*T, error)
 // subscription dialog's NOTIFY CSeq.
 const counterField = "#cseq"
 
-// takeDue claims each due record by removing it from the index: ZREM answers
-// 1 to exactly one replica.
+// takeDue claims each due record by removing it from the index, if it is
+// due still: the script answers 1 to exactly one replica.
 func (r *records[T]) takeDue(ctx context.Context, now time.Time, limit int) ([]*T, error) {
 	refs, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key: r.dueKey, Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10),
@@ -287,7 +294,7 @@ func (r *records[T]) takeDue(ctx context.Context, now time.Time, limit int) ([]*
 	}
 	var out []*T
 	for _, rf := range refs {
-		n, err := r.rdb.ZRem(ctx, r.dueKey, rf).Result()
+		n, err := claimScript.Run(ctx, r.rdb, []string{r.dueKey}, rf, now.UnixMilli()).Int()
 		if err != nil {
 			return out, fmt.Errorf("redisstore: claim due %s %s: %w", r.kind, rf, err)
 		}
