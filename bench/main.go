@@ -92,14 +92,22 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 			return err
 		}
 		results, err := measure(s, load, steps, duration)
-		if err == nil && p.mode == "subscribe" {
-			err = p.measureEvents(s)
-		}
+		s.stop()
 		if err != nil {
-			s.stop()
 			return err
 		}
-		s.stop()
+		if p.mode == "subscribe" {
+			// On a set-up of their own: what the rate steps left (a backlog,
+			// transactions lingering) must not count as the subscriptions'.
+			if s, err = p.startSetup(name); err != nil {
+				return err
+			}
+			err = p.measureEvents(s)
+			s.stop()
+			if err != nil {
+				return err
+			}
+		}
 		writeTable(report, name, s.describe, load.unit, results)
 		if s.events != "" {
 			report.WriteString(s.events)
