@@ -43,6 +43,7 @@ type Backend interface {
 	Dialogs() Dialogs
 	Subscriptions() Subscriptions
 	Publications() Publications
+	Bridges() Bridges
 	// Ping checks the backend answers; /readyz calls it.
 	Ping(ctx context.Context) error
 	Close() error

@@ -73,6 +73,35 @@ type CallEvent struct {
 	At          time.Time `json:"at"`
 }
 
+// The b2bua's events (source RoleB2BUA), payload BridgeEvent; a call's end
+// is EventCallEnded, as the uas names it.
+const (
+	// EventCallBridged: a callee's 2xx bridged the two legs of a call.
+	EventCallBridged = "call.bridged"
+)
+
+// BridgeEvent is the payload of a b2bua event.
+type BridgeEvent struct {
+	Event string `json:"event"`
+	// ID is the call's: the b2bua's tag on both legs.
+	ID           string `json:"id"`
+	CallerCallID string `json:"caller_call_id"`
+	CalleeCallID string `json:"callee_call_id"`
+	From         string `json:"from"`
+	To           string `json:"to"`
+	// Callee is the contact that answered.
+	Callee string `json:"callee,omitempty"`
+	// EndedBy is caller, callee or b2bua (--max-call-duration); Reason why.
+	EndedBy string `json:"ended_by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// CallerLegMS is how long the caller's leg lasted, from its INVITE;
+	// CalleeLegMS the callee's, from its answer.
+	CallerLegMS int64     `json:"caller_leg_ms,omitempty"`
+	CalleeLegMS int64     `json:"callee_leg_ms,omitempty"`
+	Replica     string    `json:"replica"`
+	At          time.Time `json:"at"`
+}
+
 // The events role's events (source RoleEvents), payload StateEvent.
 const (
 	// EventPublished: a PUBLISH set a resource's state (initial or modify, RFC 3903).

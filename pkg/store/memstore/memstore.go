@@ -19,6 +19,7 @@ type Backend struct {
 	dlg *dialogs
 	sub *subscriptions
 	pub *publications
+	b2b *bridges
 }
 
 // New returns an empty in-memory backend. now is the clock; nil means time.Now.
@@ -33,6 +34,7 @@ func New(now func() time.Time) *Backend {
 		dlg: newDialogs(now),
 		sub: newSubscriptions(now),
 		pub: newPublications(now),
+		b2b: newBridges(now),
 	}
 }
 
@@ -47,6 +49,9 @@ func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
 
 // Subscriptions implements store.Backend.
 func (b *Backend) Subscriptions() store.Subscriptions { return b.sub }
+
+// Bridges implements store.Backend.
+func (b *Backend) Bridges() store.Bridges { return b.b2b }
 
 // Publications implements store.Backend.
 func (b *Backend) Publications() store.Publications { return b.pub }

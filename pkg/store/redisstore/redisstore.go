@@ -26,6 +26,7 @@ type Backend struct {
 	dlg *dialogs
 	sub *subscriptions
 	pub *publications
+	b2b *bridges
 }
 
 // Open connects to url (redis://host:port/db). It does not wait for the server:
@@ -40,7 +41,7 @@ func Open(url string) (*Backend, error) {
 
 // New wraps a client.
 func New(rdb redis.UniversalClient) *Backend {
-	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: newDialogs(rdb), sub: newSubscriptions(rdb), pub: newPublications(rdb)}
+	return &Backend{rdb: rdb, eph: &ephemeral{rdb: rdb}, loc: &location{rdb: rdb}, sec: &secrets{rdb: rdb}, dlg: newDialogs(rdb), sub: newSubscriptions(rdb), pub: newPublications(rdb), b2b: newBridges(rdb)}
 }
 
 // Ephemeral implements store.Backend.
@@ -54,6 +55,9 @@ func (b *Backend) Dialogs() store.Dialogs { return b.dlg }
 
 // Subscriptions implements store.Backend.
 func (b *Backend) Subscriptions() store.Subscriptions { return b.sub }
+
+// Bridges implements store.Backend.
+func (b *Backend) Bridges() store.Bridges { return b.b2b }
 
 // Publications implements store.Backend.
 func (b *Backend) Publications() store.Publications { return b.pub }

@@ -22,6 +22,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Dialogs", func(t *testing.T) { dialogSuite(t, open) })
 	t.Run("Subscriptions", func(t *testing.T) { subscriptionSuite(t, open) })
 	t.Run("Publications", func(t *testing.T) { publicationSuite(t, open) })
+	t.Run("Bridges", func(t *testing.T) { bridgeSuite(t, open) })
 }
 
 var runID atomic.Int64
