@@ -361,7 +361,9 @@ func TestEventsPublish(t *testing.T) {
 // retried ends its subscription (RFC 6665 §4.2.2); event types compare byte
 // for byte (§8.2.1).
 func TestEventsNotifyFailed(t *testing.T) {
-	p := start(t, true, "--mode", "subscription-server")
+	url := testutil.NATSServer(t).URL
+	p := start(t, true, "--mode", "subscription-server", "--nats", url)
+	ev := watchRole(t, url, wire.RoleEvents)
 	w := newUA(t, p.sip)
 	d := w.call()
 	d.ruri = "sip:kim@example.com"
@@ -369,18 +371,10 @@ func TestEventsNotifyFailed(t *testing.T) {
 	wantCode(t, res, 200)
 	d.toTag, _ = res.To().Params.Get("tag")
 	w.answer(w.request("NOTIFY", 10*time.Second), 488, "Not Acceptable Here", "", nil, "")
-	deadline := time.Now().Add(10 * time.Second) // the removal follows the answer: poll with refreshes
-	for {
-		res := d.do("SUBSCRIBE", []string{"Event: presence"}, "")
-		if res.StatusCode == 481 {
-			break
-		}
-		wantCode(t, res, 200)
-		w.answer(w.request("NOTIFY", 10*time.Second), 488, "Not Acceptable Here", "", nil, "")
-		if time.Now().After(deadline) {
-			t.Fatal("subscription still refreshable 10s after its NOTIFY got 488")
-		}
+	if got := ev.await(wire.EventSubscriptionEnded, d.callID); got.Reason != "notify-failed" {
+		t.Fatalf("subscription.ended with reason %q, want notify-failed", got.Reason)
 	}
+	wantCode(t, d.do("SUBSCRIBE", []string{"Event: presence"}, ""), 481)
 	other := w.call()
 	other.ruri = "sip:kim@example.com"
 	wantCode(t, other.do("SUBSCRIBE", []string{"Event: Presence"}, ""), 489)

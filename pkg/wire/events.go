@@ -112,6 +112,10 @@ const (
 	// EventNotifyReceived: a NOTIFY came to the lab; Matched says whether it
 	// was for a subscription the lab holds (200) or not (481).
 	EventNotifyReceived = "notify.received"
+	// EventSubscriptionEnded: a subscription ended; Reason is unsubscribed,
+	// timeout (it expired) or notify-failed (its NOTIFY was refused or not
+	// answered, RFC 6665 §4.2.2).
+	EventSubscriptionEnded = "subscription.ended"
 )
 
 // StateEvent is the payload of an events-role event.

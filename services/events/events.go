@@ -35,6 +35,11 @@ const (
 	sweepEvery = 250 * time.Millisecond
 	// storeTimeout bounds one store or NOTIFY round.
 	storeTimeout = 10 * time.Second
+	// A dialog's NOTIFY lease: held at most as long as a NOTIFY round,
+	// waited for at most leaseWait, polled every leaseRetry.
+	leaseTTL   = storeTimeout
+	leaseWait  = 2 * time.Second
+	leaseRetry = 10 * time.Millisecond
 )
 
 func init() {
@@ -46,6 +51,7 @@ type Events struct {
 	cfg        Config
 	userAgent  string
 	subs       store.Subscriptions
+	eph        store.Ephemeral
 	pubs       store.Publications
 	loc        store.Location
 	ids        *ids.Generator
@@ -119,6 +125,7 @@ func (e *Events) Config() role.Config { return &e.cfg }
 // registrar's binding events (presence, reg) and the uas's call events
 // (dialog), and sweeps expired subscriptions.
 func (e *Events) Start(_ context.Context, d role.Deps) error {
+	e.eph = d.Store.Ephemeral()
 	e.userAgent, e.subs, e.pubs, e.loc, e.metrics, e.clock = d.UserAgent, d.Store.Subscriptions(), d.Store.Publications(), d.Store.Location(), d.Metrics, d.Clock
 	e.ids, e.log = d.IDs(wire.RoleEvents), d.Log.With("role", wire.RoleEvents)
 	e.replica, e.publishMsg = e.ids.Tag(), d.NATS.PublishMsg

@@ -111,6 +111,7 @@ func (e *Events) resubscribe(ctx context.Context, r *sipbus.Request, tag, pkg, e
 	e.ok(r, s.LocalTag, expires)
 	if expires == 0 {
 		s.State = "terminated"
+		e.ended(s, "unsubscribed")
 	}
 	e.notifyLater(s, "")
 }
@@ -237,7 +238,9 @@ type bodyFunc func(s *store.Subscription) (body []byte, contentType string)
 // state), or with, when given, the body it makes. A 481 or no answer ends the
 // subscription (§4.2.2).
 func (e *Events) notify(ctx context.Context, s *store.Subscription, reason string, with ...bodyFunc) {
-	defer e.dialogs.lock(s.CallID + ";" + s.LocalTag)()
+	dialog := s.CallID + ";" + s.LocalTag
+	defer e.dialogs.lock(dialog)()
+	defer e.lease(ctx, dialog)()
 	var cseq uint32
 	next := func(s *store.Subscription) (err error) {
 		cseq, err = e.subs.NextCSeq(ctx, s.CallID, s.LocalTag, s.Expires.Add(store.SubscriptionGrace))
@@ -293,7 +296,48 @@ func (e *Events) notify(ctx context.Context, s *store.Subscription, reason strin
 	}
 	res, err := e.send.Do(ctx, req, via, nil)
 	if s.State != "terminated" && failed(res, err) {
-		_, _ = e.subs.Delete(ctx, s.ID)
+		if _, err := e.subs.Delete(ctx, s.ID); err == nil {
+			e.ended(s, "notify-failed")
+		}
+	}
+}
+
+// ended announces that s is over, and why.
+func (e *Events) ended(s *store.Subscription, reason string) {
+	e.announce(wire.StateEvent{Event: wire.EventSubscriptionEnded, Package: s.Event, Resource: s.Resource, CallID: s.CallID,
+		From: s.Watcher, Reason: reason})
+}
+
+// lease holds dialog's NOTIFYs to one at a time across replicas too (a
+// claim in the store, as long as a NOTIFY may take): the CSeq is taken and
+// the body made under it, so the subscriber gets CSeqs in order and the
+// newest state last. A claim held longer than leaseWait (a subscriber
+// slow to answer, a replica that died holding it) is given up on: the
+// NOTIFY goes anyway.
+func (e *Events) lease(ctx context.Context, dialog string) (release func()) {
+	key := "events-notify:" + dialog
+	deadline := e.clock.Now().Add(leaseWait)
+	for {
+		ok, err := e.eph.Claim(ctx, key, leaseTTL)
+		if err != nil {
+			e.log.Warn("NOTIFY lease", "error", err)
+			return func() {}
+		}
+		if ok {
+			return func() {
+				rctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+				defer cancel()
+				_ = e.eph.Release(rctx, key)
+			}
+		}
+		if !e.clock.Now().Before(deadline) {
+			return func() {}
+		}
+		select {
+		case <-e.clock.After(leaseRetry):
+		case <-ctx.Done():
+			return func() {}
+		}
 	}
 }
 
@@ -326,6 +370,7 @@ func (e *Events) terminate(ctx context.Context, s *store.Subscription, reason st
 	}
 	ended.State = "terminated"
 	e.notify(ctx, ended, reason)
+	e.ended(ended, reason)
 }
 
 // notifyWatchers sends the new state of resource to every subscription to pkg.
