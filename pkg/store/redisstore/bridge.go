@@ -17,8 +17,8 @@ type bridges struct{ *records[store.Bridge] }
 func newBridges(rdb redis.UniversalClient) *bridges {
 	return &bridges{&records[store.Bridge]{
 		rdb: rdb, kind: "bridge", dueKey: KeyPrefix + "b2b:due",
-		key:  func(ref string) string { return KeyPrefix + "b2b:{" + ref + "}" },
-		meta: func(b *store.Bridge) meta { return meta{id: b.ID, version: &b.Version, due: b.Due, expires: b.Expires} },
+		key:       func(ref string) string { return KeyPrefix + "b2b:{" + ref + "}" },
+		meta:      func(b *store.Bridge) meta { return meta{id: b.ID, version: &b.Version, due: b.Due, expires: b.Expires} },
 		errExists: store.ErrBridgeExists, errNotFound: store.ErrBridgeNotFound, errConflict: store.ErrBridgeConflict,
 	}}
 }
