@@ -8,6 +8,7 @@ require (
 	github.com/jonboulle/clockwork v0.5.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
+	github.com/siphon-lab/siphon/services/b2bua v0.0.0
 	github.com/siphon-lab/siphon/services/edge v0.0.0
 	github.com/siphon-lab/siphon/services/events v0.0.0
 	github.com/siphon-lab/siphon/services/proxy v0.0.0
@@ -50,6 +51,7 @@ require (
 
 replace (
 	github.com/siphon-lab/siphon/pkg => ../../pkg
+	github.com/siphon-lab/siphon/services/b2bua => ../../services/b2bua
 	github.com/siphon-lab/siphon/services/edge => ../../services/edge
 	github.com/siphon-lab/siphon/services/events => ../../services/events
 	github.com/siphon-lab/siphon/services/proxy => ../../services/proxy

@@ -246,7 +246,7 @@ func TestBadConfiguration(t *testing.T) {
 	}{
 		{"unknown mode", []string{"--mode", "pbx"}, "unknown mode"},
 		{"unknown role", []string{"--role", "router"}, "unknown role"},
-		{"unbuilt role", []string{"--role", "b2bua", "--nats", "nats://127.0.0.1:4222"}, "not built yet"},
+		{"bad call duration", []string{"--max-call-duration", "-1s"}, "--max-call-duration"},
 		{"bad algorithm", []string{"--auth-algorithms", "SHA-1"}, "--auth-algorithms"},
 		{"expiry order", []string{"--reg-min-expiry", "7200"}, "--reg-min-expiry"},
 		{"bad address", []string{"--udp-bind", "127.0.0.1"}, "--udp-bind"},

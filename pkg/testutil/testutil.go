@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +48,13 @@ func Conn(t testing.TB, url string) *nats.Conn {
 	return nc
 }
 
-// FreePort returns a loopback port nobody listens on for both UDP and TCP.
+// handedOut are the ports FreePort returned in this process: the kernel
+// gives a just-closed port out again, and a test asking for two ports at
+// once (SIP and metrics) must not get one twice.
+var handedOut sync.Map
+
+// FreePort returns a loopback port nobody listens on for both UDP and TCP,
+// and one it has not returned before.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
@@ -58,8 +65,11 @@ func FreePort(t testing.TB) int {
 		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 		l.Close()
-		if err == nil {
-			u.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
 			return port
 		}
 	}
@@ -131,33 +141,50 @@ func Tail(s string, n int) string {
 	return s
 }
 
-// WaitTCP waits until addr accepts TCP connections.
-func WaitTCP(t testing.TB, addr string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not accepting connections within %v: %v", addr, within, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Redis starts a real redis-server on a free loopback port and returns its URL.
 func Redis(t testing.TB) string {
 	t.Helper()
 	bin := Binary(t, "redis-server", "redis-server")
-	port := FreePort(t)
-	Process(t, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir())
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	WaitTCP(t, addr, 10*time.Second)
-	return "redis://" + addr + "/0"
+	dir := t.TempDir()
+	ports, _ := serve(t, bin, 1, func(p []int) []string {
+		return []string{"--port", strconv.Itoa(p[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
+	})
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", ports[0])
+}
+
+// serve starts a server program on n free loopback ports (args makes its
+// command line from them) and waits until the first accepts connections.
+// A port taken between FreePort's check and the program's bind makes the
+// program exit: it is started again on other ports, up to five times.
+func serve(t testing.TB, bin string, n int, args func(ports []int) []string) ([]int, *Proc) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		ports := make([]int, n)
+		for i := range ports {
+			ports[i] = FreePort(t)
+		}
+		p := Process(t, bin, args(ports)...)
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+				c.Close()
+				return ports, p
+			}
+			select {
+			case <-p.Done():
+				if attempt == 5 {
+					t.Fatalf("%s exited five times before accepting connections: %v", filepath.Base(bin), p.Err())
+				}
+			case <-time.After(5 * time.Millisecond):
+				if time.Now().After(deadline) {
+					t.Fatalf("%s not accepting connections on %s within 10s", filepath.Base(bin), addr)
+				}
+				continue
+			}
+			break
+		}
+	}
 }
 
 // NATSBinary is a real nats-server process.
@@ -173,11 +200,10 @@ type NATSBinary struct {
 func NATSServer(t testing.TB) *NATSBinary {
 	t.Helper()
 	bin := Binary(t, "nats-server", "nats-server")
-	port, mport := FreePort(t), FreePort(t)
-	p := Process(t, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mport))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	WaitTCP(t, addr, 10*time.Second)
-	return &NATSBinary{Proc: p, URL: "nats://" + addr, Monitor: fmt.Sprintf("127.0.0.1:%d", mport)}
+	ports, p := serve(t, bin, 2, func(p []int) []string {
+		return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(p[0]), "-m", strconv.Itoa(p[1])}
+	})
+	return &NATSBinary{Proc: p, URL: fmt.Sprintf("nats://127.0.0.1:%d", ports[0]), Monitor: fmt.Sprintf("127.0.0.1:%d", ports[1])}
 }
 
 // WaitNoSubscriber waits until no client of the server subscribes to a subject

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
+)
+
+// The callee's answer in these tests.
+const answerSDP = "v=0\r\no=callee 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+// b2bCall is a call through the b2bua: the caller's dialog and the INVITE
+// the callee got.
+type b2bCall struct {
+	t              *testing.T
+	caller, callee *ua
+	d              *dialog
+	cseq           uint32
+	inv            *sip.Request
+	calleeTag      string
+}
+
+// dial sends the caller's INVITE (body, when set, is its offer) to user and
+// takes the B leg's INVITE at the callee.
+func dial(t *testing.T, caller, callee *ua, user, body string) *b2bCall {
+	t.Helper()
+	d := caller.call()
+	d.ruri = "sip:" + user + "@example.com"
+	raw, cseq := d.req("INVITE", nil, body)
+	caller.send(raw)
+	return &b2bCall{t: t, caller: caller, callee: callee, d: d, cseq: cseq, inv: callee.request("INVITE", 10*time.Second), calleeTag: "callee-" + d.callID[:8]}
+}
+
+// answer has the callee answer 200 with body, and returns the caller's 200.
+func (c *b2bCall) answer(body string) *sip.Response {
+	c.t.Helper()
+	c.callee.answer(c.inv, 200, "OK", c.calleeTag, nil, body)
+	res := c.caller.final("INVITE", c.cseq)
+	wantCode(c.t, res, 200)
+	c.d.toTag, _ = res.To().Params.Get("tag")
+	c.d.ruri = res.Contact().Address.String()
+	return res
+}
+
+// calleeRequest builds a request the callee sends in its dialog with the b2bua.
+func (c *b2bCall) calleeRequest(method string, cseq int, hdrs []string, body string) string {
+	var b strings.Builder
+	b.WriteString(method + " " + c.inv.Contact().Address.String() + " SIP/2.0\r\n")
+	b.WriteString("Via: SIP/2.0/UDP " + c.callee.addr + ";branch=z9hG4bK" + c.calleeTag + method + strings.Repeat("x", cseq) + "\r\n")
+	b.WriteString("Max-Forwards: 70\r\nFrom: " + c.inv.To().Value() + ";tag=" + c.calleeTag + "\r\nTo: " + c.inv.From().Value() + "\r\n")
+	b.WriteString("Call-ID: " + c.inv.CallID().Value() + "\r\nCSeq: " + strconv.Itoa(cseq) + " " + method + "\r\n")
+	b.WriteString("Contact: <" + c.callee.uri("ua", c.callee.addr) + ">\r\n")
+	return finish(&b, hdrs, body)
+}
+
+// TestB2BUACall: a call bridged through the b2bua (RFC 7092 §3.1): the
+// callee sees only the b2bua's Call-ID, tag, Via and Contact and the
+// caller's SDP unchanged, the caller only the b2bua's tag and Contact and
+// the callee's SDP; BYE from the caller ends both legs, and in a second
+// call BYE from the callee.
+func TestB2BUACall(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "bob", "<sip:bob@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+
+	c := dial(t, caller, callee, "bob", offer)
+	inv := c.inv
+	if inv.CallID().Value() == c.d.callID || tagOf(inv.From()) == c.d.fromTag || string(inv.Body()) != offer {
+		t.Fatalf("B-leg INVITE with the caller's Call-ID or tag, or an SDP changed:\n%s", inv)
+	}
+	if vias := inv.GetHeaders("Via"); len(vias) != 1 || strings.Contains(vias[0].Value(), caller.addr) {
+		t.Fatalf("B-leg INVITE Vias %v: want the edge's alone", vias)
+	}
+	if !strings.Contains(inv.Contact().Address.String(), "b2bua@") || inv.GetHeader("Record-Route") != nil {
+		t.Fatalf("B-leg INVITE: want the b2bua's Contact and no Record-Route:\n%s", inv)
+	}
+	callee.answer(inv, 180, "Ringing", c.calleeTag, nil, "")
+	ringing := caller.response("INVITE", c.cseq, 180)
+	res := c.answer(answerSDP)
+	if tagOf(ringing.To()) != c.d.toTag || c.d.toTag == c.calleeTag || string(res.Body()) != answerSDP ||
+		strings.Contains(res.String(), callee.addr) || strings.Contains(res.String(), inv.CallID().Value()) {
+		t.Fatalf("caller's 200: want the b2bua's tag (as on the 180), its Contact, the callee's SDP, nothing of the B leg:\n%s", res)
+	}
+	callee.request("ACK", 10*time.Second) // an early offer: the b2bua ACKs the callee's 2xx itself
+	c.d.ack(c.cseq, "")
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	bye := callee.request("BYE", 10*time.Second)
+	if bye.CallID().Value() != inv.CallID().Value() || tagOf(bye.To()) != c.calleeTag {
+		t.Fatalf("BYE at the callee outside its dialog:\n%s", bye)
+	}
+	callee.answer(bye, 200, "OK", "", nil, "")
+
+	// The callee hangs up this one.
+	c = dial(t, caller, callee, "bob", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	callee.send(c.calleeRequest("BYE", 2, nil, ""))
+	bye = caller.request("BYE", 10*time.Second)
+	if bye.CallID().Value() != c.d.callID || tagOf(bye.From()) != c.d.toTag || tagOf(bye.To()) != c.d.fromTag {
+		t.Fatalf("BYE at the caller outside its dialog:\n%s", bye)
+	}
+	caller.answer(bye, 200, "OK", "", nil, "")
+	wantCode(t, callee.final("BYE", 2), 200)
+}
+
+func tagOf(h interface{ Value() string }) string {
+	_, tag, _ := strings.Cut(h.Value(), ";tag=")
+	tag, _, _ = strings.Cut(tag, ";")
+	return tag
+}
+
+// TestB2BUAFinals: the callee's 486 is the caller's 486 (with the b2bua's
+// tag); a user with no binding gets 404; the caller's CANCEL reaches a
+// ringing callee, and the caller gets 487.
+func TestB2BUAFinals(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "carl", "<sip:carl@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+
+	c := dial(t, caller, callee, "carl", offer)
+	callee.answer(c.inv, 486, "Busy Here", c.calleeTag, nil, "")
+	callee.request("ACK", 10*time.Second)
+	if res := caller.final("INVITE", c.cseq); res.StatusCode != 486 || tagOf(res.To()) == c.calleeTag {
+		t.Fatalf("caller's final: want 486 with the b2bua's tag:\n%s", res)
+	}
+
+	d := caller.call()
+	d.ruri = "sip:nobody@example.com"
+	wantCode(t, d.do("INVITE", nil, offer), 404)
+
+	c = dial(t, caller, callee, "carl", offer)
+	callee.answer(c.inv, 180, "Ringing", c.calleeTag, nil, "")
+	caller.response("INVITE", c.cseq, 180)
+	c.d.branch-- // the CANCEL's Via is the INVITE's (RFC 3261 §9.1)
+	cancel, _ := c.d.req("CANCEL", nil, "")
+	caller.send(cancel)
+	wantCode(t, caller.final("CANCEL", c.cseq), 200)
+	got := callee.request("CANCEL", 10*time.Second)
+	callee.answer(got, 200, "OK", "", nil, "")
+	callee.answer(c.inv, 487, "Request Terminated", c.calleeTag, nil, "")
+	callee.request("ACK", 10*time.Second)
+	wantCode(t, caller.final("INVITE", c.cseq), 487)
+}
+
+// TestB2BUAEarlyMediaAndLateOffer: a 183 with SDP reaches the caller with
+// its SDP; a caller's INVITE without an offer gets the callee's offer in the
+// 200, and the answer in the caller's ACK goes into the callee's ACK.
+func TestB2BUAEarlyMediaAndLateOffer(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "dina", "<sip:dina@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+
+	c := dial(t, caller, callee, "dina", offer)
+	callee.answer(c.inv, 183, "Session Progress", c.calleeTag, []string{"Content-Type: application/sdp"}, answerSDP)
+	if early := caller.response("INVITE", c.cseq, 183); string(early.Body()) != answerSDP {
+		t.Fatalf("183 at the caller without the callee's SDP:\n%s", early)
+	}
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+
+	late := dial(t, caller, callee, "dina", "")
+	if len(late.inv.Body()) != 0 {
+		t.Fatalf("a late offer's B-leg INVITE with a body:\n%s", late.inv)
+	}
+	if res := late.answer(offer); string(res.Body()) != offer {
+		t.Fatalf("caller's 200 without the callee's offer:\n%s", res)
+	}
+	late.d.ack(late.cseq, answerSDP)
+	if ack := callee.request("ACK", 10*time.Second); string(ack.Body()) != answerSDP {
+		t.Fatalf("callee's ACK without the caller's answer:\n%s", ack)
+	}
+}
+
+// TestB2BUAInCall: hold from the caller and resume from the callee
+// (re-INVITEs relayed each way, SDP as it came), an INFO, and glare: a
+// re-INVITE while the other side's is being relayed gets 491.
+func TestB2BUAInCall(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "emil", "<sip:emil@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+	c := dial(t, caller, callee, "emil", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+
+	hold := offerWith("2", "0", "sendonly")
+	raw, cseq := c.d.req("INVITE", nil, hold)
+	caller.send(raw)
+	reinv := callee.request("INVITE", 10*time.Second)
+	if reinv.CallID().Value() != c.inv.CallID().Value() || string(reinv.Body()) != hold {
+		t.Fatalf("hold at the callee: want its dialog and the caller's SDP:\n%s", reinv)
+	}
+	// Glare: the callee's own re-INVITE while the caller's is relayed.
+	callee.send(c.calleeRequest("INVITE", 2, nil, answerSDP))
+	wantCode(t, callee.final("INVITE", 2), 491)
+	callee.answer(reinv, 200, "OK", "", []string{"Content-Type: application/sdp"}, strings.Replace(answerSDP, "RTP/AVP 0", "RTP/AVP 0\r\na=recvonly", 1))
+	if res := caller.final("INVITE", cseq); res.StatusCode != 200 || !strings.Contains(string(res.Body()), "recvonly") {
+		t.Fatalf("hold's 200 at the caller: want the callee's recvonly answer:\n%s", res)
+	}
+	callee.request("ACK", 10*time.Second) // the b2bua ACKs the callee's 2xx
+	c.d.ack(cseq, "")
+
+	// The callee resumes.
+	callee.send(c.calleeRequest("INVITE", 3, nil, answerSDP))
+	resume := caller.request("INVITE", 10*time.Second)
+	if resume.CallID().Value() != c.d.callID || string(resume.Body()) != answerSDP {
+		t.Fatalf("resume at the caller: want its dialog and the callee's SDP:\n%s", resume)
+	}
+	caller.answer(resume, 200, "OK", "", []string{"Content-Type: application/sdp"}, offer)
+	if res := callee.final("INVITE", 3); res.StatusCode != 200 || string(res.Body()) != offer {
+		t.Fatalf("resume's 200 at the callee: want the caller's SDP:\n%s", res)
+	}
+	caller.request("ACK", 10*time.Second)
+
+	raw, cseq = c.d.req("INFO", []string{"Content-Type: application/dtmf-relay", "Info-Package: dtmf"}, "Signal=5\r\nDuration=160\r\n")
+	caller.send(raw)
+	info := callee.request("INFO", 10*time.Second)
+	if info.CallID().Value() != c.inv.CallID().Value() || string(info.Body()) != "Signal=5\r\nDuration=160\r\n" ||
+		info.GetHeader("Info-Package") == nil {
+		t.Fatalf("INFO at the callee: want its dialog, the body and Info-Package:\n%s", info)
+	}
+	callee.answer(info, 200, "OK", "", nil, "")
+	wantCode(t, caller.final("INFO", cseq), 200)
+}
+
+// TestB2BUATransports: a caller over TCP to a callee over UDP, and the
+// reverse: each leg on its own transport, the caller's leg over its own
+// connection.
+func TestB2BUATransports(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	udpCallee := newUA(t, p.sip)
+	registerBindings(t, p, "fred", "<sip:fred@"+udpCallee.addr+">")
+	tcpCaller := newTCPUA(t, p.sip)
+	c := dial(t, tcpCaller, udpCallee, "fred", offer)
+	if v := c.inv.GetHeader("Via").Value(); !strings.HasPrefix(v, "SIP/2.0/UDP") {
+		t.Fatalf("B leg to a UDP callee over %s", v)
+	}
+	c.answer(answerSDP) // over the caller's connection
+	udpCallee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	udpCallee.answer(udpCallee.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
+
+	tcpCallee := newTCPUA(t, p.sip)
+	registerOverTCP(t, tcpCallee, p.sip, "gina")
+	c = dial(t, newUA(t, p.sip), tcpCallee, "gina", offer) // on the connection it registered over
+	if v := c.inv.GetHeader("Via").Value(); !strings.HasPrefix(v, "SIP/2.0/TCP") {
+		t.Fatalf("B leg to a TCP callee over %s", v)
+	}
+	c.answer(answerSDP)
+	tcpCallee.request("ACK", 10*time.Second)
+}
+
+// TestB2BUAMaxCallDuration: --max-call-duration ends a bridged call with BYE
+// (Reason naming it) on both legs.
+func TestB2BUAMaxCallDuration(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua", "--max-call-duration", "1s")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "hugo", "<sip:hugo@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+	c := dial(t, caller, callee, "hugo", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	for _, u := range []*ua{caller, callee} {
+		bye := u.request("BYE", 10*time.Second)
+		if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "max-call-duration") {
+			t.Fatalf("BYE without Reason max-call-duration:\n%s", bye)
+		}
+		u.answer(bye, 200, "OK", "", nil, "")
+	}
+}
+
+// TestB2BUAReplicas: calls live in Redis, so a call bridged by one b2bua
+// process is hung up through another after the first was SIGKILLed.
+func TestB2BUAReplicas(t *testing.T) {
+	nats, redis := testutil.NATSServer(t), testutil.Redis(t)
+	shared := []string{"--mode", "b2bua", "--nats", nats.URL, "--redis", redis}
+	edge := start(t, true, append(shared, "--role", "edge,registrar")...)
+	first := start(t, false, append(shared, "--role", "b2bua")...)
+	ev := watchRole(t, nats.URL, wire.RoleB2BUA)
+	callee := newUA(t, edge.sip)
+	registerBindings(t, edge, "ida", "<sip:ida@"+callee.addr+">")
+	caller := newUA(t, edge.sip)
+	c := dial(t, caller, callee, "ida", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	bridgedBy := ev.await(wire.EventCallBridged, "").Replica
+
+	start(t, false, append(shared, "--role", "b2bua")...)
+	first.stop(syscall.SIGKILL)
+	nats.WaitSubscribers(t, wire.SIPRequest(wire.RoleB2BUA, "BYE"), 1, 10*time.Second)
+	callee.send(c.calleeRequest("BYE", 2, nil, ""))
+	caller.answer(caller.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
+	wantCode(t, callee.final("BYE", 2), 200)
+	if endedBy := ev.await(wire.EventCallEnded, "").Replica; endedBy == bridgedBy {
+		t.Fatalf("BYE served by %s, the replica that was killed", endedBy)
+	}
+}
