@@ -42,7 +42,7 @@ func main() {
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
 	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio", "directory of the Kamailio configurations (registrar.cfg, proxy.cfg)")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
 	flag.IntVar(&p.watchers, "watchers", 1000, "subscribe: watchers of the one resource a PUBLISH fans out to")
 	flag.IntVar(&p.held, "held", 100000, "subscribe: subscriptions held to measure memory per subscription")
 	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&p.users, "users", 150000, "registrar: distinct users in the SIPp CSV")
 	rates := flag.String("rates", "2000,4000,6000,8000,10000,12000", "call rates to try, ascending")
 	duration := flag.Duration("duration", 10*time.Second, "length of each rate step")
-	setups := flag.String("setups", "embedded,multi", "set-ups to measure: embedded, multi, kamailio (registrar and proxy modes), sipp-uas (calls mode: SIPp's own uas, the tool's ceiling)")
+	setups := flag.String("setups", "embedded,multi", "set-ups to measure: embedded, multi, kamailio (registrar and proxy modes), sipp-uas (calls mode: SIPp's own uas, the tool's ceiling), proxy (b2bua mode: siphond's proxy with the same load)")
 	out := flag.String("out", "", "also write the report (markdown) to this file")
 	flag.Parse()
 	if err := run(p, *rates, *setups, *duration, *out); err != nil {
@@ -115,7 +115,7 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 		all[name] = results
 		order = append(order, name)
 	}
-	for _, ref := range []string{"kamailio", "sipp-uas"} {
+	for _, ref := range []string{"kamailio", "sipp-uas", "proxy"} {
 		if rs, ok := all[ref]; ok {
 			writeRatios(report, order, all, ref, rs)
 		}
@@ -149,13 +149,18 @@ func (p params) load() (loadSpec, error) {
 			args: []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
 			describe: fmt.Sprintf("SIPp calls to sip:siphond@example.com through the proxy to a registered SIPp uas (bench/sipp/proxy-uas.xml, "+
 				"Record-Route echoed, no 180): INVITE with SDP, 100/200, ACK and BYE along the route set, %v calls (response time: INVITE to 200)", p.callLength)}, nil
+	case "b2bua":
+		return loadSpec{scenario: filepath.Join(p.sippDir, "proxy-uac.xml"), unit: "call",
+			args: []string{"-d", strconv.Itoa(int(p.callLength.Milliseconds()))},
+			describe: fmt.Sprintf("SIPp calls to sip:siphond@example.com through the b2bua (proxy set-up: through the proxy) to a registered SIPp uas "+
+				"(bench/sipp/b2bua-uas.xml, or proxy-uas.xml behind the proxy; no 180): INVITE with SDP, 100/200, ACK, BYE, %v calls (response time: INVITE to 200)", p.callLength)}, nil
 	case "subscribe":
 		return loadSpec{scenario: filepath.Join(p.sippDir, "subscribe.xml"), unit: "subscription",
 			describe: "SIPp watchers of sip:siphond@example.com's presence (bench/sipp/subscribe.xml): SUBSCRIBE, 200 and NOTIFY (PIDF) answered, " +
 				"then unsubscribe (Expires: 0), 200 and the terminated NOTIFY answered (response time: SUBSCRIBE to 200)"}, nil
 	case "registrar":
 	default:
-		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar, calls, proxy or subscribe", p.mode)
+		return loadSpec{}, fmt.Errorf("--mode %q: want minimal, registrar, calls, proxy, b2bua or subscribe", p.mode)
 	}
 	csv := filepath.Join(p.work, "users.csv")
 	users := filepath.Join(p.work, "users.json")
@@ -218,11 +223,15 @@ func (p params) startSetup(name string) (*setup, error) {
 	switch p.mode {
 	case "calls":
 		siphondMode = "call-server"
+	case "b2bua":
+		if name == "proxy" {
+			siphondMode = "proxy" // the proxy beside the b2bua, same load and callee
+		}
 	case "subscribe":
 		siphondMode = "subscription-server"
 	}
 	common := []string{"--mode", siphondMode, "--log-level", "warn"}
-	if p.mode == "proxy" {
+	if p.mode == "proxy" || siphondMode == "proxy" {
 		common = append(common, "--domain", "example.com")
 	}
 	if p.mode == "registrar" && p.auth {
@@ -241,8 +250,14 @@ func (p params) startSetup(name string) (*setup, error) {
 	}
 	var ready []string
 	switch name {
-	case "embedded":
+	case "embedded", "proxy":
 		s.describe = "one siphond process (edge + roles, embedded NATS, in-memory state)"
+		if name == "proxy" {
+			if p.mode != "b2bua" {
+				return nil, errors.New("the proxy set-up is the b2bua's comparison: use --mode b2bua")
+			}
+			s.describe = "one siphond --mode proxy process (edge + roles, embedded NATS, in-memory state), the same callee"
+		}
 		m := fmt.Sprintf("127.0.0.1:%d", freePort())
 		if err := spawn(p.siphond, append(common, "--udp-bind", sipAddr, "--tcp-bind", "", "--metrics-bind", m)...); err != nil {
 			return nil, err
@@ -258,7 +273,7 @@ func (p params) startSetup(name string) (*setup, error) {
 		waitTCP(natsAddr)
 		roles, shared := []string{"uas"}, []string{"--nats", "nats://" + natsAddr}
 		s.describe = "nats-server + siphond --role edge + siphond --role uas"
-		if p.mode == "registrar" || p.mode == "calls" || p.mode == "proxy" || p.mode == "subscribe" {
+		if p.mode == "registrar" || p.mode == "calls" || p.mode == "proxy" || p.mode == "subscribe" || p.mode == "b2bua" {
 			redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 			_, rport, _ := net.SplitHostPort(redisAddr)
 			if err := spawn("redis-server", "--bind", "127.0.0.1", "--port", rport, "--save", "", "--appendonly", "no", "--dir", p.work); err != nil {
@@ -274,6 +289,8 @@ func (p params) startSetup(name string) (*setup, error) {
 				roles = []string{"registrar", "proxy"}
 			case "subscribe":
 				roles = []string{"events"}
+			case "b2bua":
+				roles = []string{"registrar", "b2bua"}
 			}
 			s.describe = "nats-server + redis-server + siphond --role edge"
 			for _, r := range roles {
@@ -341,8 +358,12 @@ func (p params) startSetup(name string) (*setup, error) {
 			return nil, err
 		}
 	}
-	if p.mode == "proxy" {
-		if err := p.startCallee(s); err != nil {
+	if p.mode == "proxy" || p.mode == "b2bua" {
+		callee := "proxy-uas.xml"
+		if p.mode == "b2bua" && name != "proxy" {
+			callee = "b2bua-uas.xml"
+		}
+		if err := p.startCallee(s, callee); err != nil {
 			s.stop()
 			return nil, err
 		}
@@ -352,7 +373,7 @@ func (p params) startSetup(name string) (*setup, error) {
 
 // startCallee registers sip:siphond@example.com at a SIPp uas of its own and
 // starts that uas: every call of the load goes through the proxy to it.
-func (p params) startCallee(s *setup) error {
+func (p params) startCallee(s *setup, scenario string) error {
 	port := strconv.Itoa(freePort())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -362,7 +383,7 @@ func (p params) startCallee(s *setup) error {
 	if out, err := reg.CombinedOutput(); err != nil {
 		return fmt.Errorf("register the callee: %w\n%s", err, tail(string(out), 1500))
 	}
-	cmd := exec.Command("sipp", "-sf", filepath.Join(p.sippDir, "proxy-uas.xml"), "-i", "127.0.0.1", "-p", port,
+	cmd := exec.Command("sipp", "-sf", filepath.Join(p.sippDir, scenario), "-i", "127.0.0.1", "-p", port,
 		"-nostdin", "-buff_size", "4194304")
 	cmd.Dir = p.work
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -370,7 +391,7 @@ func (p params) startCallee(s *setup) error {
 		return fmt.Errorf("start the callee: %w", err)
 	}
 	s.peers = append(s.peers, cmd)
-	s.describe += "; callee: SIPp " + sippVersion() + " bench/sipp/proxy-uas.xml (not counted)"
+	s.describe += "; callee: SIPp " + sippVersion() + " bench/sipp/" + scenario + " (not counted)"
 	return waitBound("127.0.0.1:" + port)
 }
 

@@ -174,7 +174,13 @@ func (p phones) run(scenario string, port int, service string, calls int, extra 
 	defer cancel()
 	args := append([]string{"-sf", path, "-s", service, "-m", strconv.Itoa(calls), "-i", p.host, "-p", strconv.Itoa(port),
 		"-nostdin", "-timeout", "90s", "-timeout_error"}, extra...)
-	cmd := exec.CommandContext(ctx, "sipp", append(args, p.l.SIPAddr("udp"))...)
+	target := p.l.SIPAddr("udp")
+	for i, a := range extra {
+		if a == "-t" && i+1 < len(extra) && extra[i+1] == "t1" { // SIPp over TCP: the edge's TCP address
+			target = p.l.SIPAddr("tcp")
+		}
+	}
+	cmd := exec.CommandContext(ctx, "sipp", append(args, target)...)
 	cmd.Dir = p.t.TempDir()
 	out, _ := cmd.CombinedOutput()
 	return sippResult{out: string(out)}
