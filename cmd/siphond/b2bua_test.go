@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 
 	"github.com/siphon-lab/siphon/pkg/testutil"
 	"github.com/siphon-lab/siphon/pkg/wire"
@@ -309,5 +312,58 @@ func TestB2BUAReplicas(t *testing.T) {
 	wantCode(t, callee.final("BYE", 2), 200)
 	if endedBy := ev.await(wire.EventCallEnded, "").Replica; endedBy == bridgedBy {
 		t.Fatalf("BYE served by %s, the replica that was killed", endedBy)
+	}
+}
+
+// TestB2BUACredentials: a callee's 407 is answered by the b2bua with the
+// called user's credentials from --b2bua-credentials (the INVITE again, its
+// CSeq one higher, in the same Call-ID), and the caller sees only the 200;
+// for a user with none the 407 reaches the caller with its challenge.
+func TestB2BUACredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "b2bua-credentials.json")
+	if err := os.WriteFile(file, []byte(`{"kate": "s3cret"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, true, "--mode", "b2bua", "--b2bua-credentials", file)
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "kate", "<sip:kate@"+callee.addr+">")
+	registerBindings(t, p, "leo", "<sip:leo@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+	const challenge = `Digest realm="pbx.example", nonce="4f2b7c", qop="auth", algorithm=MD5`
+
+	c := dial(t, caller, callee, "kate", offer)
+	callee.answer(c.inv, 407, "Proxy Authentication Required", c.calleeTag, []string{"Proxy-Authenticate: " + challenge}, "")
+	callee.request("ACK", 10*time.Second)
+	again := callee.request("INVITE", 10*time.Second)
+	if again.CallID().Value() != c.inv.CallID().Value() || tagOf(again.From()) != tagOf(c.inv.From()) || again.CSeq().SeqNo != c.inv.CSeq().SeqNo+1 {
+		t.Fatalf("the INVITE again: want the same Call-ID and tag, CSeq one higher:\n%s", again)
+	}
+	h := again.GetHeader("Proxy-Authorization")
+	if h == nil {
+		t.Fatalf("the INVITE again without Proxy-Authorization:\n%s", again)
+	}
+	got, err := digest.ParseCredentials(h.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chal, _ := digest.ParseChallenge(challenge)
+	want, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: got.URI, Username: "kate", Password: "s3cret", Count: got.Nc, Cnonce: got.Cnonce})
+	if err != nil || got.Username != "kate" || got.Response != want.Response || got.URI != again.Recipient.String() {
+		t.Fatalf("Proxy-Authorization %s: want kate's digest of INVITE %s", h.Value(), again.Recipient.String())
+	}
+	c.inv = again
+	c.answer(answerSDP)
+	if ack := callee.request("ACK", 10*time.Second); ack.CSeq().SeqNo != again.CSeq().SeqNo {
+		t.Fatalf("ACK with CSeq %d, want the answered INVITE's %d", ack.CSeq().SeqNo, again.CSeq().SeqNo)
+	}
+	c.d.ack(c.cseq, "")
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	callee.answer(callee.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
+
+	c = dial(t, caller, callee, "leo", offer)
+	callee.answer(c.inv, 407, "Proxy Authentication Required", c.calleeTag, []string{"Proxy-Authenticate: " + challenge}, "")
+	res := caller.final("INVITE", c.cseq)
+	if res.StatusCode != 407 || res.GetHeader("Proxy-Authenticate") == nil || res.GetHeader("Proxy-Authenticate").Value() != challenge {
+		t.Fatalf("caller's final for leo (no credentials): want the 407 with its challenge:\n%s", res)
 	}
 }

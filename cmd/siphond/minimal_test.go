@@ -247,6 +247,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"unknown mode", []string{"--mode", "pbx"}, "unknown mode"},
 		{"unknown role", []string{"--role", "router"}, "unknown role"},
 		{"bad call duration", []string{"--max-call-duration", "-1s"}, "--max-call-duration"},
+		{"missing b2bua credentials", []string{"--b2bua-credentials", filepath.Join(dir, "missing.json")}, "--b2bua-credentials"},
+		{"garbled b2bua credentials", []string{"--b2bua-credentials", users}, "--b2bua-credentials"},
 		{"bad algorithm", []string{"--auth-algorithms", "SHA-1"}, "--auth-algorithms"},
 		{"expiry order", []string{"--reg-min-expiry", "7200"}, "--reg-min-expiry"},
 		{"bad address", []string{"--udp-bind", "127.0.0.1"}, "--udp-bind"},

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/icholy/digest"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
@@ -27,8 +29,10 @@ type call struct {
 	mu         sync.Mutex
 	txs        []*uac.Tx
 	vias       []uac.Via
-	transports []string // each branch's transport when over a connection
-	winner     int      // the branch whose 2xx was bridged, -1 before
+	transports []string       // each branch's transport when over a connection
+	reqs       []*sip.Request // each branch's INVITE as last sent
+	user       string         // the called user, whose credentials answer a challenge
+	winner     int            // the branch whose 2xx was bridged, -1 before
 	cancelled  bool
 }
 
@@ -74,7 +78,8 @@ func (b *B2BUA) invite(r *sipbus.Request) {
 		b.refuse(r, 500, "Server Internal Error", "call store unavailable")
 		return
 	}
-	cl := &call{b: b, r: r, br: br, events: make(chan branchEvent, 16), winner: -1}
+	_, user, _ := sipmsg.AddressOfRecord(r.Recipient)
+	cl := &call{b: b, r: r, br: br, events: make(chan branchEvent, 16), winner: -1, user: user}
 	if r.Tx != "" {
 		b.ringing.Store(r.Tx, cl)
 	}
@@ -135,7 +140,7 @@ func (c *call) start(bd store.Binding) {
 	}
 	req, err := legDialog(leg, b.userAgent).Request(sip.INVITE, c.br.InviteCSeq, ct, c.r.Body())
 	c.mu.Lock()
-	c.txs, c.vias, c.transports = append(c.txs, nil), append(c.vias, via), append(c.transports, leg.Transport)
+	c.txs, c.vias, c.transports, c.reqs = append(c.txs, nil), append(c.vias, via), append(c.transports, leg.Transport), append(c.reqs, req)
 	c.mu.Unlock()
 	if err != nil {
 		b.log.Warn("B-leg INVITE not built", "contact", bd.Contact, "error", err)
@@ -147,14 +152,21 @@ func (c *call) start(bd store.Binding) {
 			req.AppendHeader(sip.NewHeader(name, h.Value()))
 		}
 	}
+	c.send(i, req, via)
+}
+
+// send sends branch i's INVITE and reads its responses into c.events until
+// the edge ends the stream.
+func (c *call) send(i int, req *sip.Request, via uac.Via) {
+	b := c.b
 	tx, err := b.send.Send(req, via)
 	if err != nil {
-		b.log.Warn("B-leg INVITE not sent", "contact", bd.Contact, "error", err)
+		b.log.Warn("B-leg INVITE not sent", "target", req.Recipient.String(), "error", err)
 		c.failed(i, 503, "Service Unavailable")
 		return
 	}
 	c.mu.Lock()
-	c.txs[i] = tx
+	c.txs[i], c.reqs[i] = tx, req
 	c.mu.Unlock()
 	go func() {
 		defer tx.Close()
@@ -210,12 +222,20 @@ func (c *call) run(branches int) {
 	b := c.b
 	defer b.ringing.Delete(c.r.Tx) // a CANCEL after the answer is the caller's to follow with BYE
 	finals := make([]*uac.Response, branches)
+	// live counts each branch's open streams: a challenge answered opens a
+	// second one, the first still ending.
+	live := make([]int, branches)
+	for i := range live {
+		live[i] = 1
+	}
+	answered := make([]bool, branches) // a challenge was answered on the branch
 	open, decided := branches, false
 	for open > 0 {
 		ev := <-c.events
 		if ev.end {
 			open--
-			if finals[ev.branch] == nil && !decided {
+			live[ev.branch]--
+			if live[ev.branch] == 0 && finals[ev.branch] == nil && !decided {
 				res := uac.Response{Response: sip.NewResponse(500, "Server Internal Error"), Synthesized: wire.ErrTransport}
 				finals[ev.branch] = &res
 			}
@@ -247,6 +267,13 @@ func (c *call) run(branches int) {
 				}
 				continue
 			default:
+				if (res.StatusCode == 401 || res.StatusCode == 407) && !decided && !answered[ev.branch] && finals[ev.branch] == nil &&
+					c.answerChallenge(ev.branch, res) {
+					answered[ev.branch] = true
+					live[ev.branch]++
+					open++
+					continue
+				}
 				if finals[ev.branch] == nil {
 					finals[ev.branch] = &res
 				}
@@ -260,6 +287,41 @@ func (c *call) run(branches int) {
 	if !decided {
 		c.reject(best(finals))
 	}
+}
+
+// answerChallenge sends branch's INVITE again with the called user's
+// credentials (--b2bua-credentials) answering the callee's 401 or 407, its
+// CSeq one higher (RFC 3261 §22.2); without credentials it reports false
+// and the challenge goes to the caller.
+func (c *call) answerChallenge(branch int, res uac.Response) bool {
+	pw, ok := c.b.cfg.credentials[c.user]
+	if !ok {
+		return false
+	}
+	challenge, answer := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		challenge, answer = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	c.mu.Lock()
+	prev, via := c.reqs[branch], c.vias[branch]
+	c.mu.Unlock()
+	for _, h := range res.GetHeaders(challenge) {
+		chal, err := digest.ParseChallenge(h.Value())
+		if err != nil || !digest.CanDigest(chal) {
+			continue
+		}
+		creds, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: prev.Recipient.String(), Username: c.user, Password: pw, Count: 1})
+		if err != nil {
+			continue
+		}
+		req := prev.Clone()
+		req.RemoveHeader("Via") // the edge puts its own on the new transaction
+		sipmsg.ReplaceHeaders(req, answer, creds.String())
+		req.CSeq().SeqNo++
+		c.send(branch, req, via)
+		return true
+	}
+	return false
 }
 
 func allFinal(finals []*uac.Response) bool {
@@ -348,6 +410,8 @@ func (c *call) bridge(branch int, res uac.Response) {
 	now := b.clock.Now()
 	br, err := store.RetryBridge(cc, b.bridges, c.br.ID, func(br *store.Bridge) error {
 		br.State, br.Replica, br.Answered = store.BridgeConfirmed, "", now
+		// The branch's CSeq: one higher when a challenge was answered on it.
+		br.InviteCSeq, br.B.LocalCSeq = res.CSeq().SeqNo, res.CSeq().SeqNo
 		br.B.RemoteTag, br.B.RemoteTarget, br.B.RouteSet = tag, target, routes
 		br.B.Edge, br.B.Flow, br.B.Transport = res.Edge, via.Flow, transport
 		br.Acked = !br.LateOffer
