@@ -32,11 +32,11 @@ type b2bCall struct {
 
 // dial sends the caller's INVITE (body, when set, is its offer) to user and
 // takes the B leg's INVITE at the callee.
-func dial(t *testing.T, caller, callee *ua, user, body string) *b2bCall {
+func dial(t *testing.T, caller, callee *ua, user, body string, hdrs ...string) *b2bCall {
 	t.Helper()
 	d := caller.call()
 	d.ruri = "sip:" + user + "@example.com"
-	raw, cseq := d.req("INVITE", nil, body)
+	raw, cseq := d.req("INVITE", hdrs, body)
 	caller.send(raw)
 	return &b2bCall{t: t, caller: caller, callee: callee, d: d, cseq: cseq, inv: callee.request("INVITE", 10*time.Second), calleeTag: "callee-" + d.callID[:8]}
 }
@@ -365,5 +365,46 @@ func TestB2BUACredentials(t *testing.T) {
 	res := caller.final("INVITE", c.cseq)
 	if res.StatusCode != 407 || res.GetHeader("Proxy-Authenticate") == nil || res.GetHeader("Proxy-Authenticate").Value() != challenge {
 		t.Fatalf("caller's final for leo (no credentials): want the 407 with its challenge:\n%s", res)
+	}
+}
+
+// TestB2BUAPRACK: reliable provisionals per leg (RFC 3262): the callee's
+// reliable 183 is PRACKed by the b2bua in the callee's early dialog, and the
+// caller, which supports 100rel, gets a reliable 183 of the b2bua's own
+// (its RSeq), which it PRACKs in its dialog.
+func TestB2BUAPRACK(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "mona", "<sip:mona@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+	c := dial(t, caller, callee, "mona", offer, "Supported: 100rel")
+	if !strings.Contains(c.inv.GetHeader("Supported").Value(), "100rel") {
+		t.Fatalf("B-leg INVITE without Supported: 100rel:\n%s", c.inv)
+	}
+	callee.answer(c.inv, 183, "Session Progress", c.calleeTag, []string{"Require: 100rel", "RSeq: 7", "Content-Type: application/sdp"}, answerSDP)
+	prack := callee.request("PRACK", 10*time.Second)
+	if r := prack.GetHeader("RAck"); r == nil || r.Value() != "7 "+strconv.FormatUint(uint64(c.inv.CSeq().SeqNo), 10)+" INVITE" ||
+		prack.CallID().Value() != c.inv.CallID().Value() || tagOf(prack.To()) != c.calleeTag {
+		t.Fatalf("PRACK at the callee: want RAck 7 %d INVITE in its early dialog:\n%s", c.inv.CSeq().SeqNo, prack)
+	}
+	callee.answer(prack, 200, "OK", "", nil, "")
+
+	early := caller.response("INVITE", c.cseq, 183)
+	rseq := early.GetHeader("RSeq")
+	if rseq == nil || !strings.Contains(early.GetHeader("Require").Value(), "100rel") || rseq.Value() == "7" || string(early.Body()) != answerSDP {
+		t.Fatalf("caller's 183: want a reliable one with the b2bua's own RSeq and the callee's SDP:\n%s", early)
+	}
+	c.d.toTag, c.d.ruri = tagOf(early.To()), early.Contact().Address.String()
+	wantCode(t, c.d.do("PRACK", []string{"RAck: " + rseq.Value() + " " + strconv.FormatUint(uint64(c.cseq), 10) + " INVITE"}, ""), 200)
+
+	c.callee.answer(c.inv, 200, "OK", c.calleeTag, nil, answerSDP)
+	wantCode(t, caller.final("INVITE", c.cseq), 200)
+	if ack := callee.request("ACK", 10*time.Second); ack.CSeq().SeqNo != c.inv.CSeq().SeqNo {
+		t.Fatalf("ACK CSeq %d, want the INVITE's %d", ack.CSeq().SeqNo, c.inv.CSeq().SeqNo)
+	}
+	c.d.ack(c.cseq, "")
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	if bye := callee.request("BYE", 10*time.Second); bye.CSeq().SeqNo <= prack.CSeq().SeqNo {
+		t.Fatalf("BYE CSeq %d at the callee, want above the PRACK's %d", bye.CSeq().SeqNo, prack.CSeq().SeqNo)
 	}
 }

@@ -57,6 +57,7 @@ type B2BUA struct {
 	svc     *sipbus.Service
 	sub     *nats.Subscription
 	ringing sync.Map // Siphon-Tx → *call: caller INVITEs this replica holds
+	pracks  sync.Map // bridge id → *call: the same calls, for the caller's PRACKs
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -93,6 +94,7 @@ func (b *B2BUA) Start(_ context.Context, d role.Deps) error {
 		"INFO":    b.relay,
 		"MESSAGE": b.relay,
 		"UPDATE":  b.relay,
+		"PRACK":   b.prack,
 	}, sipbus.Options{Workers: workers, Replica: b.replica}, d.Metrics, b.log)
 	if err != nil {
 		return err
@@ -116,7 +118,8 @@ func (b *B2BUA) Stop(ctx context.Context) error {
 
 // fromReplicaSubject takes what is addressed to this replica alone: a
 // CANCEL the edge passes on for a caller's INVITE held here (matched by its
-// transaction key, Siphon-Tx), and the edge's liveness probes.
+// transaction key, Siphon-Tx), a PRACK another replica took for one, and the
+// edge's liveness probes.
 func (b *B2BUA) fromReplicaSubject(m *nats.Msg) {
 	if bus.AnswerProbe(m) {
 		return
@@ -125,9 +128,18 @@ func (b *B2BUA) fromReplicaSubject(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	if req, ok := msg.(*sip.Request); ok && req.Method == sip.CANCEL {
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return
+	}
+	switch req.Method {
+	case sip.CANCEL:
 		if v, ok := b.ringing.Load(m.Header.Get(wire.HdrTx)); ok {
 			v.(*call).cancelAll("caller cancelled")
+		}
+	case sip.PRACK: // another replica took the caller's PRACK of a provisional sent from here
+		if rseq, ok := rackRSeq(req); ok && req.To() != nil {
+			b.pracked(tagOf(req.To().Params), rseq)
 		}
 	}
 }

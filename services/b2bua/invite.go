@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"io"
 	"strings"
 	"sync"
@@ -32,7 +33,14 @@ type call struct {
 	transports []string       // each branch's transport when over a connection
 	reqs       []*sip.Request // each branch's INVITE as last sent
 	user       string         // the called user, whose credentials answer a challenge
-	winner     int            // the branch whose 2xx was bridged, -1 before
+	cseq       uint32         // the B leg's last CSeq: INVITEs again, PRACKs
+	// The caller's reliable provisionals: the last RSeq and the PRACKs
+	// that come for them; cancelling is closed when the caller CANCELs.
+	reliable   bool
+	rseq       uint32
+	pracked    chan uint32
+	cancelling chan struct{}
+	winner     int // the branch whose 2xx was bridged, -1 before
 	cancelled  bool
 }
 
@@ -79,10 +87,12 @@ func (b *B2BUA) invite(r *sipbus.Request) {
 		return
 	}
 	_, user, _ := sipmsg.AddressOfRecord(r.Recipient)
-	cl := &call{b: b, r: r, br: br, events: make(chan branchEvent, 16), winner: -1, user: user}
+	cl := &call{b: b, r: r, br: br, events: make(chan branchEvent, 16), winner: -1, user: user, cseq: br.InviteCSeq,
+		reliable: reliableToCaller(r), rseq: firstRSeq(br.ID), pracked: make(chan uint32, 4), cancelling: make(chan struct{})}
 	if r.Tx != "" {
 		b.ringing.Store(r.Tx, cl)
 	}
+	b.pracks.Store(br.ID, cl)
 	for _, bd := range bindings {
 		cl.start(bd)
 	}
@@ -147,6 +157,8 @@ func (c *call) start(bd store.Binding) {
 		c.failed(i, 400, "Bad Request")
 		return
 	}
+	// Reliable provisionals are the b2bua's to PRACK on this leg (RFC 3262).
+	req.AppendHeader(sip.NewHeader("Supported", "100rel"))
 	for _, name := range []string{"Allow", "Subject", "Priority", "Accept"} {
 		for _, h := range c.r.GetHeaders(name) {
 			req.AppendHeader(sip.NewHeader(name, h.Value()))
@@ -197,8 +209,9 @@ func (c *call) failed(i, code int, reason string) {
 // another branch's 2xx); each answers 487, and the caller gets the best final.
 func (c *call) cancelAll(reason string) {
 	c.mu.Lock()
-	if c.winner < 0 {
+	if c.winner < 0 && !c.cancelled {
 		c.cancelled = true
+		close(c.cancelling) // a reliable provisional waiting for its PRACK waits no more
 	}
 	txs := append([]*uac.Tx(nil), c.txs...)
 	winner := c.winner
@@ -221,6 +234,7 @@ func (c *call) cancelAll(reason string) {
 func (c *call) run(branches int) {
 	b := c.b
 	defer b.ringing.Delete(c.r.Tx) // a CANCEL after the answer is the caller's to follow with BYE
+	defer b.pracks.Delete(c.br.ID)
 	finals := make([]*uac.Response, branches)
 	// live counts each branch's open streams: a challenge answered opens a
 	// second one, the first still ending.
@@ -243,8 +257,18 @@ func (c *call) run(branches int) {
 			res := ev.res
 			switch {
 			case res.StatusCode < 200:
-				if !decided && res.StatusCode > 100 {
+				if res.StatusCode > 100 && res.GetHeader("RSeq") != nil && requires100rel(res) {
+					c.prackCallee(ev.branch, res)
+				}
+				if decided || res.StatusCode == 100 {
+					continue
+				}
+				if !c.reliable {
 					b.respond(c.r, c.toCaller(res))
+				} else if !c.toCallerReliably(c.toCaller(res)) && !c.isCancelled() {
+					decided = true
+					c.cancelAll("")
+					c.respondFinal(504, "Server Time-out") // no PRACK in 64·T1 (RFC 3262 §3)
 				}
 				continue
 			case res.IsSuccess():
@@ -289,6 +313,40 @@ func (c *call) run(branches int) {
 	}
 }
 
+func (c *call) isCancelled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cancelled
+}
+
+// requires100rel says a response is a reliable provisional (RFC 3262 §7.1).
+func requires100rel(res uac.Response) bool {
+	for _, h := range res.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(tag), "100rel") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextCSeq is the B leg's next CSeq.
+func (c *call) nextCSeq() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cseq++
+	return c.cseq
+}
+
+// firstRSeq is the caller's first RSeq, from the call's id: unpredictable,
+// and well below 2^31 (RFC 3262 §3).
+func firstRSeq(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32() & 0x3fffffff
+}
+
 // answerChallenge sends branch's INVITE again with the called user's
 // credentials (--b2bua-credentials) answering the callee's 401 or 407, its
 // CSeq one higher (RFC 3261 §22.2); without credentials it reports false
@@ -317,7 +375,7 @@ func (c *call) answerChallenge(branch int, res uac.Response) bool {
 		req := prev.Clone()
 		req.RemoveHeader("Via") // the edge puts its own on the new transaction
 		sipmsg.ReplaceHeaders(req, answer, creds.String())
-		req.CSeq().SeqNo++
+		req.CSeq().SeqNo = c.nextCSeq()
 		c.send(branch, req, via)
 		return true
 	}
@@ -410,8 +468,11 @@ func (c *call) bridge(branch int, res uac.Response) {
 	now := b.clock.Now()
 	br, err := store.RetryBridge(cc, b.bridges, c.br.ID, func(br *store.Bridge) error {
 		br.State, br.Replica, br.Answered = store.BridgeConfirmed, "", now
-		// The branch's CSeq: one higher when a challenge was answered on it.
-		br.InviteCSeq, br.B.LocalCSeq = res.CSeq().SeqNo, res.CSeq().SeqNo
+		// The answered INVITE's CSeq (one higher when a challenge was
+		// answered on the branch); the leg's, past its PRACKs too.
+		c.mu.Lock()
+		br.InviteCSeq, br.B.LocalCSeq = res.CSeq().SeqNo, max(res.CSeq().SeqNo, c.cseq)
+		c.mu.Unlock()
 		br.B.RemoteTag, br.B.RemoteTarget, br.B.RouteSet = tag, target, routes
 		br.B.Edge, br.B.Flow, br.B.Transport = res.Edge, via.Flow, transport
 		br.Acked = !br.LateOffer
