@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -239,11 +240,13 @@ func TestB2BUAInCall(t *testing.T) {
 	wantCode(t, caller.final("INFO", cseq), 200)
 }
 
-// TestB2BUATransports: a caller over TCP to a callee over UDP, and the
-// reverse: each leg on its own transport, the caller's leg over its own
-// connection.
+// TestB2BUATransports: a caller over TCP to a callee over UDP, the reverse,
+// and a caller over TLS to a callee over TCP: each leg on its own transport,
+// a leg over a connection on that connection.
 func TestB2BUATransports(t *testing.T) {
-	p := start(t, true, "--mode", "b2bua")
+	cert, key := selfSigned(t)
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	p := start(t, true, "--mode", "b2bua", "--sips-bind", tlsAddr, "--tls-cert", cert, "--tls-key", key)
 	udpCallee := newUA(t, p.sip)
 	registerBindings(t, p, "fred", "<sip:fred@"+udpCallee.addr+">")
 	tcpCaller := newTCPUA(t, p.sip)
@@ -265,6 +268,20 @@ func TestB2BUATransports(t *testing.T) {
 	}
 	c.answer(answerSDP)
 	tcpCallee.request("ACK", 10*time.Second)
+
+	tlsCaller := newTLSUA(t, tlsAddr)
+	c = dial(t, tlsCaller, tcpCallee, "gina", offer)
+	if v := c.inv.GetHeader("Via").Value(); !strings.HasPrefix(v, "SIP/2.0/TCP") {
+		t.Fatalf("B leg to a TCP callee over %s", v)
+	}
+	res := c.answer(answerSDP) // over the caller's TLS connection
+	if !strings.Contains(res.Contact().Address.String(), "transport=tls") {
+		t.Fatalf("the TLS caller's 200: want the b2bua's Contact with transport=tls:\n%s", res)
+	}
+	tcpCallee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	tcpCallee.answer(tcpCallee.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
 }
 
 // TestB2BUAMaxCallDuration: --max-call-duration ends a bridged call with BYE

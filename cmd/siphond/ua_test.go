@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -78,7 +79,21 @@ func newTCPUA(t *testing.T, server string) *ua {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &ua{t: t, transport: "TCP", addr: conn.LocalAddr().String(), server: server, in: make(chan sip.Message, 64)}
+	return newStreamUA(t, "TCP", server, conn)
+}
+
+// newTLSUA is newTCPUA over TLS (the edge's --sips-bind, any certificate).
+func newTLSUA(t *testing.T, server string) *ua {
+	t.Helper()
+	conn, err := tls.Dial("tcp", server, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newStreamUA(t, "TLS", server, conn)
+}
+
+func newStreamUA(t *testing.T, transport, server string, conn net.Conn) *ua {
+	u := &ua{t: t, transport: transport, addr: conn.LocalAddr().String(), server: server, in: make(chan sip.Message, 64)}
 	u.write = func(b []byte) error { _, err := conn.Write(b); return err }
 	t.Cleanup(func() { conn.Close() })
 	go func() {
