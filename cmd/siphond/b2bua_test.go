@@ -425,3 +425,48 @@ func TestB2BUAPRACK(t *testing.T) {
 		t.Fatalf("BYE CSeq %d at the callee, want above the PRACK's %d", bye.CSeq().SeqNo, prack.CSeq().SeqNo)
 	}
 }
+
+// TestB2BUASessionTimers: with --b2bua-session-expires the b2bua refreshes
+// the session on both legs itself (RFC 4028): each party gets a re-INVITE
+// with Session-Expires and the description it was given, at half the
+// interval, again and again; a leg that refuses a refresh (481) ends the
+// call on the other with BYE.
+func TestB2BUASessionTimers(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua", "--b2bua-session-expires", "2")
+	callee := newUA(t, p.sip)
+	registerBindings(t, p, "nina", "<sip:nina@"+callee.addr+">")
+	caller := newUA(t, p.sip)
+	c := dial(t, caller, callee, "nina", offer, "Supported: timer")
+	if se := c.inv.GetHeader("Session-Expires"); se == nil || se.Value() != "2;refresher=uac" {
+		t.Fatalf("B-leg INVITE without Session-Expires: 2;refresher=uac:\n%s", c.inv)
+	}
+	res := c.answer(answerSDP)
+	if se := res.GetHeader("Session-Expires"); se == nil || se.Value() != "2;refresher=uas" || res.GetHeader("Require") == nil {
+		t.Fatalf("caller's 200 without Session-Expires: 2;refresher=uas and Require: timer:\n%s", res)
+	}
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	for round := range 2 {
+		for _, leg := range []struct {
+			u    *ua
+			sdp  string
+			what string
+		}{{caller, answerSDP, "caller"}, {callee, offer, "callee"}} {
+			reinv := leg.u.request("INVITE", 10*time.Second)
+			if se := reinv.GetHeader("Session-Expires"); se == nil || !strings.HasPrefix(se.Value(), "2;") || string(reinv.Body()) != leg.sdp {
+				t.Fatalf("refresh %d at the %s: want Session-Expires 2 and the description it was given:\n%s", round+1, leg.what, reinv)
+			}
+			if round == 1 && leg.what == "callee" {
+				leg.u.answer(reinv, 481, "Call/Transaction Does Not Exist", "", nil, "")
+				break
+			}
+			leg.u.answer(reinv, 200, "OK", "", []string{"Content-Type: application/sdp"}, leg.sdp)
+			leg.u.request("ACK", 10*time.Second)
+		}
+	}
+	bye := caller.request("BYE", 10*time.Second)
+	if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "session-expired") {
+		t.Fatalf("BYE after the failed refresh without Reason session-expired:\n%s", bye)
+	}
+	caller.answer(bye, 200, "OK", "", nil, "")
+}

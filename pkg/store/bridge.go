@@ -39,6 +39,9 @@ type Leg struct {
 	Transport string `json:"transport,omitempty"`
 	Flow      string `json:"flow,omitempty"`
 	Local     string `json:"local,omitempty"`
+	// LocalSDP is the session description the B2BUA last gave this leg's
+	// peer (the other peer's): a session refresh offers it again, unchanged.
+	LocalSDP string `json:"local_sdp,omitempty"`
 }
 
 // Bridge is one call a B2BUA holds: both legs in one record, so one
@@ -64,10 +67,14 @@ type Bridge struct {
 	// Replica is the b2bua replica holding the B leg's INVITE while unanswered.
 	Replica string `json:"replica,omitempty"`
 	// Created and Answered time the call; Due is when a replica must act on
-	// it unprompted (--max-call-duration), Expires when it is forgotten.
-	Created  time.Time `json:"created"`
-	Answered time.Time `json:"answered,omitzero"`
-	Due      time.Time `json:"due,omitzero"`
+	// it unprompted: the earlier of RefreshAt (the B2BUA refreshes the
+	// session on both legs, RFC 4028) and EndAt (--max-call-duration).
+	// Expires is when it is forgotten.
+	Created   time.Time `json:"created"`
+	Answered  time.Time `json:"answered,omitzero"`
+	RefreshAt time.Time `json:"refresh_at,omitzero"`
+	EndAt     time.Time `json:"end_at,omitzero"`
+	Due       time.Time `json:"due,omitzero"`
 	Expires  time.Time `json:"expires"`
 	Version  int64     `json:"version"`
 }

@@ -144,8 +144,8 @@ func (b *B2BUA) fromReplicaSubject(m *nats.Msg) {
 	}
 }
 
-// sweep ends the calls that reached --max-call-duration: the store hands
-// each to one replica, which sends BYE on both legs.
+// sweep acts on the calls that are due: the store hands each to one
+// replica, which ends it (--max-call-duration) or refreshes its session.
 func (b *B2BUA) sweep() {
 	defer b.wg.Done()
 	t := b.clock.NewTicker(sweepEvery)
@@ -162,7 +162,7 @@ func (b *B2BUA) sweep() {
 			}
 			for _, br := range due {
 				if br.State == store.BridgeConfirmed {
-					b.hangUp(ctx, br, "", "max-call-duration")
+					b.dueCall(ctx, br)
 				}
 			}
 			cancel()

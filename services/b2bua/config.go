@@ -13,6 +13,9 @@ type Config struct {
 	// MaxCallDuration ends a bridged call with BYE on both legs after this
 	// long; 0 lets a call last as long as its parties want.
 	MaxCallDuration time.Duration
+	// SessionExpires, when not 0, is the session interval (RFC 4028) the
+	// b2bua keeps on both legs, refreshing each itself.
+	SessionExpires int
 	// CredentialsFile holds the passwords the b2bua answers a B-leg 401 or
 	// 407 with, by the callee's user: the users file's format.
 	CredentialsFile string
@@ -23,6 +26,7 @@ type Config struct {
 // RegisterFlags adds the b2bua's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxCallDuration, "max-call-duration", 0, "b2bua: end a bridged call with BYE on both legs after this long (0 = never)")
+	fs.IntVar(&c.SessionExpires, "b2bua-session-expires", 0, "b2bua: session interval in seconds on both legs, each refreshed by the b2bua (RFC 4028; 0 = none; below 90 is for tests)")
 	fs.StringVar(&c.CredentialsFile, "b2bua-credentials", "", `b2bua: JSON {"user": "password"}: the digest credentials it answers a callee's 401/407 with, by the called user (without one the challenge goes to the caller)`)
 }
 
@@ -30,6 +34,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c *Config) Validate(map[string]bool) error {
 	if c.MaxCallDuration < 0 {
 		return fmt.Errorf("--max-call-duration %v: must not be negative", c.MaxCallDuration)
+	}
+	if c.SessionExpires < 0 {
+		return fmt.Errorf("--b2bua-session-expires %d: must not be negative", c.SessionExpires)
 	}
 	if c.CredentialsFile == "" {
 		return nil

@@ -90,6 +90,7 @@ func (b *B2BUA) ack(r *sipbus.Request) {
 			return errAcked
 		}
 		br.Acked, br.AckBody, br.AckType = true, string(r.Body()), ct
+		br.B.LocalSDP = string(r.Body()) // the caller's answer is what the callee was given
 		return nil
 	})
 	if err != nil {
@@ -216,7 +217,15 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 		res, err = b.send.Do(rc, req, legVia(*to), nil)
 	}
 	if offer {
-		_, _ = store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error { br.Updating = ""; return nil })
+		_, _ = store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
+			br.Updating = ""
+			if err == nil && res.IsSuccess() && len(r.Body()) > 0 && len(res.Body()) > 0 {
+				// A new offer and answer: what each peer was given now.
+				from, to := legs(br, s)
+				to.LocalSDP, from.LocalSDP = string(r.Body()), string(res.Body())
+			}
+			return nil
+		})
 	}
 	if err != nil {
 		b.refuse(r, 408, "Request Timeout", "the other leg did not answer: "+err.Error())

@@ -157,8 +157,14 @@ func (c *call) start(bd store.Binding) {
 		c.failed(i, 400, "Bad Request")
 		return
 	}
-	// Reliable provisionals are the b2bua's to PRACK on this leg (RFC 3262).
-	req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	// Reliable provisionals are the b2bua's to PRACK on this leg (RFC 3262),
+	// and with session timers the b2bua refreshes it (RFC 4028).
+	if b.cfg.SessionExpires > 0 {
+		req.AppendHeader(sip.NewHeader("Supported", "100rel, timer"))
+		req.AppendHeader(b.sessionExpires("uac"))
+	} else {
+		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	}
 	for _, name := range []string{"Allow", "Subject", "Priority", "Accept"} {
 		for _, h := range c.r.GetHeaders(name) {
 			req.AppendHeader(sip.NewHeader(name, h.Value()))
@@ -476,9 +482,16 @@ func (c *call) bridge(branch int, res uac.Response) {
 		br.B.RemoteTag, br.B.RemoteTarget, br.B.RouteSet = tag, target, routes
 		br.B.Edge, br.B.Flow, br.B.Transport = res.Edge, via.Flow, transport
 		br.Acked = !br.LateOffer
+		// What each peer was last given, for a session refresh: the caller
+		// the callee's description, the callee the caller's.
+		br.A.LocalSDP, br.B.LocalSDP = string(res.Body()), string(c.r.Body())
 		if b.cfg.MaxCallDuration > 0 {
-			br.Due = now.Add(b.cfg.MaxCallDuration)
+			br.EndAt = now.Add(b.cfg.MaxCallDuration)
 		}
+		if b.cfg.SessionExpires > 0 {
+			br.RefreshAt = now.Add(b.interval() / 2)
+		}
+		due(br)
 		return nil
 	})
 	if err != nil {
@@ -490,7 +503,14 @@ func (c *call) bridge(branch int, res uac.Response) {
 	if br.Acked {
 		b.sendACK(br, "", nil)
 	}
-	b.respond(c.r, c.toCaller(res))
+	ok := c.toCaller(res)
+	if b.cfg.SessionExpires > 0 {
+		ok.AppendHeader(b.sessionExpires("uas"))
+		if sipmsg.HasOptionTag(c.r.Request, "Supported", "timer") {
+			ok.AppendHeader(sip.NewHeader("Require", "timer"))
+		}
+	}
+	b.respond(c.r, ok)
 	b.calls.WithLabelValues("bridged").Inc()
 	b.announce(wire.BridgeEvent{Event: wire.EventCallBridged, ID: br.ID, CallerCallID: br.A.CallID, CalleeCallID: br.B.CallID,
 		From: br.A.RemoteURI, To: br.A.LocalURI, Callee: target})
