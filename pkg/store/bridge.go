@@ -75,8 +75,8 @@ type Bridge struct {
 	RefreshAt time.Time `json:"refresh_at,omitzero"`
 	EndAt     time.Time `json:"end_at,omitzero"`
 	Due       time.Time `json:"due,omitzero"`
-	Expires  time.Time `json:"expires"`
-	Version  int64     `json:"version"`
+	Expires   time.Time `json:"expires"`
+	Version   int64     `json:"version"`
 }
 
 // Errors of Bridges.
