@@ -231,6 +231,7 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 		deps := role.Deps{
 			Mode: p.mode, NATS: nc, Store: state, Log: log, Metrics: metrics, Health: health,
 			IDs: ids.FromEnv, Clock: clockwork.NewRealClock(), UserAgent: o.shared.UserAgent, LocalURI: o.shared.LocalURI, Auth: o.auth,
+			EnableRefer: o.shared.EnableRefer,
 		}
 		if err := r.Start(ctx, deps); err != nil {
 			return err

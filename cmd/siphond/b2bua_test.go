@@ -470,3 +470,61 @@ func TestB2BUASessionTimers(t *testing.T) {
 	}
 	caller.answer(bye, 200, "OK", "", nil, "")
 }
+
+// TestB2BUARefer: a blind transfer by the callee (RFC 3515, RFC 5589 §6):
+// 202 and a NOTIFY "100 Trying"; the target gets an INVITE with the
+// caller's description, answers; the caller is re-INVITEd with the target's;
+// the referrer hears "200 OK" and gets BYE; the caller's BYE then reaches
+// the target. With --enable-refer=false a REFER gets 603.
+func TestB2BUARefer(t *testing.T) {
+	p := start(t, true, "--mode", "b2bua")
+	callee, target := newUA(t, p.sip), newUA(t, p.sip)
+	registerBindings(t, p, "olga", "<sip:olga@"+callee.addr+">")
+	registerBindings(t, p, "omar", "<sip:omar@"+target.addr+">")
+	caller := newUA(t, p.sip)
+	c := dial(t, caller, callee, "olga", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+
+	callee.send(c.calleeRequest("REFER", 2, []string{"Refer-To: <sip:omar@example.com>"}, ""))
+	wantCode(t, callee.final("REFER", 2), 202)
+	trying := callee.request("NOTIFY", 10*time.Second)
+	if string(trying.Body()) != "SIP/2.0 100 Trying\r\n" || trying.GetHeader("Event").Value() != "refer" {
+		t.Fatalf("first refer NOTIFY: want the sipfrag 100 Trying:\n%s", trying)
+	}
+	callee.answer(trying, 200, "OK", "", nil, "")
+	inv := target.request("INVITE", 10*time.Second)
+	if string(inv.Body()) != offer || inv.CallID().Value() == c.inv.CallID().Value() {
+		t.Fatalf("the target's INVITE: want the caller's description in a dialog of its own:\n%s", inv)
+	}
+	const targetSDP = "v=0\r\no=target 3 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	target.answer(inv, 200, "OK", "omar1", []string{"Content-Type: application/sdp"}, targetSDP)
+	target.request("ACK", 10*time.Second)
+	reinv := caller.request("INVITE", 10*time.Second)
+	if reinv.CallID().Value() != c.d.callID || string(reinv.Body()) != targetSDP {
+		t.Fatalf("the caller's re-INVITE: want its dialog and the target's description:\n%s", reinv)
+	}
+	caller.answer(reinv, 200, "OK", "", []string{"Content-Type: application/sdp"}, offer)
+	caller.request("ACK", 10*time.Second)
+	done := callee.request("NOTIFY", 10*time.Second)
+	if string(done.Body()) != "SIP/2.0 200 OK\r\n" || !strings.HasPrefix(done.GetHeader("Subscription-State").Value(), "terminated") {
+		t.Fatalf("last refer NOTIFY: want the sipfrag 200 OK, terminated:\n%s", done)
+	}
+	callee.answer(done, 200, "OK", "", nil, "")
+	callee.answer(callee.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
+
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	if bye := target.request("BYE", 10*time.Second); bye.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("the caller's BYE did not reach the target:\n%s", bye)
+	}
+
+	off := start(t, true, "--mode", "b2bua", "--enable-refer=false")
+	callee2 := newUA(t, off.sip)
+	registerBindings(t, off, "olga", "<sip:olga@"+callee2.addr+">")
+	c = dial(t, newUA(t, off.sip), callee2, "olga", offer)
+	c.answer(answerSDP)
+	callee2.request("ACK", 10*time.Second)
+	callee2.send(c.calleeRequest("REFER", 2, []string{"Refer-To: <sip:omar@example.com>"}, ""))
+	wantCode(t, callee2.final("REFER", 2), 603)
+}

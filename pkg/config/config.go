@@ -67,6 +67,9 @@ type Shared struct {
 	UserAgent   string
 	LocalURI    string
 	Scenario    string
+	// EnableRefer lets the roles that take REFER (the uas, the b2bua) carry
+	// out transfers (RFC 3515).
+	EnableRefer bool
 }
 
 // RegisterFlags adds the shared flags to fs.
@@ -81,6 +84,7 @@ func (c *Shared) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.UserAgent, "user-agent", "siphond/0.2-refactored", "User-Agent and Server header value")
 	fs.StringVar(&c.LocalURI, "local-uri", "sip:siphond@localhost", "local SIP URI for From/Contact headers")
 	fs.StringVar(&c.Scenario, "scenario", "", "run a JSON scenario file at start-up")
+	fs.BoolVar(&c.EnableRefer, "enable-refer", true, "enable REFER call transfer (RFC 3515) in the uas and the b2bua")
 }
 
 // Validate checks the shared flags that need no other context.

@@ -65,7 +65,7 @@ var modes = []Mode{
 	{Name: "b2bua", Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"REGISTER", RoleRegistrar}, {"INVITE", RoleB2BUA}, {"ACK", RoleB2BUA},
 		{"BYE", RoleB2BUA}, {"CANCEL", RoleB2BUA}, {"PRACK", RoleB2BUA}, {"UPDATE", RoleB2BUA}, {"INFO", RoleB2BUA},
-		{"MESSAGE", RoleB2BUA},
+		{"MESSAGE", RoleB2BUA}, {"REFER", RoleB2BUA},
 	}},
 	{Name: "call-server", Routes: []Route{
 		{"OPTIONS", RoleUAS}, {"INVITE", RoleUAS}, {"ACK", RoleUAS}, {"BYE", RoleUAS}, {"CANCEL", RoleUAS},

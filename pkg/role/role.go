@@ -54,6 +54,8 @@ type Deps struct {
 	UserAgent string
 	// LocalURI is this lab's own SIP URI (--local-uri): its host is a domain of ours.
 	LocalURI string
+	// EnableRefer is --enable-refer: the uas and the b2bua carry out REFER.
+	EnableRefer bool
 	// Auth is the --auth policy, validated: the registrar's 401s and the
 	// proxy's 407s share it.
 	Auth auth.Config

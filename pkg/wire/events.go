@@ -78,6 +78,9 @@ type CallEvent struct {
 const (
 	// EventCallBridged: a callee's 2xx bridged the two legs of a call.
 	EventCallBridged = "call.bridged"
+	// EventCallTransferred: a REFER's target answered and the call was
+	// bridged to it (Callee is the target's contact).
+	EventCallTransferred = "call.transferred"
 )
 
 // BridgeEvent is the payload of a b2bua event.

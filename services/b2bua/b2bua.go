@@ -51,6 +51,8 @@ type B2BUA struct {
 	send      *uac.Client
 	replica   string
 	publish   func(*nats.Msg) error
+	// enableRefer is --enable-refer (shared with the uas).
+	enableRefer bool
 
 	calls   *prometheus.CounterVec
 	active  sync.Map // bridge id → struct{}: calls this replica set up, for the gauge
@@ -74,7 +76,7 @@ func (b *B2BUA) Config() role.Config { return &b.cfg }
 func (b *B2BUA) Start(_ context.Context, d role.Deps) error {
 	b.userAgent, b.bridges, b.loc, b.clock = d.UserAgent, d.Store.Bridges(), d.Store.Location(), d.Clock
 	b.ids, b.log = d.IDs(wire.RoleB2BUA), d.Log.With("role", wire.RoleB2BUA)
-	b.replica, b.publish = b.ids.Tag(), d.NATS.PublishMsg
+	b.replica, b.publish, b.enableRefer = b.ids.Tag(), d.NATS.PublishMsg, d.EnableRefer
 	client, err := uac.New(d.NATS)
 	if err != nil {
 		return fmt.Errorf("b2bua: %w", err)
@@ -95,6 +97,7 @@ func (b *B2BUA) Start(_ context.Context, d role.Deps) error {
 		"MESSAGE": b.relay,
 		"UPDATE":  b.relay,
 		"PRACK":   b.prack,
+		"REFER":   b.refer,
 	}, sipbus.Options{Workers: workers, Replica: b.replica}, d.Metrics, b.log)
 	if err != nil {
 		return err

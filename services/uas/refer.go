@@ -26,7 +26,7 @@ import (
 const referNotifyExpires = "60"
 
 func (u *UAS) refer(r *sipbus.Request) {
-	if !u.cfg.EnableRefer {
+	if !u.enableRefer {
 		u.reply(r, 403, "Forbidden", "REFER is off: --enable-refer=false")
 		return
 	}

@@ -61,8 +61,9 @@ type UAS struct {
 	dialogs       store.Dialogs
 	clock         clockwork.Clock
 
-	replica string // this replica's id, on every response as Siphon-Replica
-	send    sender
+	replica     string // this replica's id, on every response as Siphon-Replica
+	enableRefer bool   // --enable-refer (role.Deps: the b2bua reads it too)
+	send        sender
 	// publish sends a message on the bus (events, a PRACK to another
 	// replica); nil drops them (handler tests).
 	publish func(*nats.Msg) error
@@ -100,6 +101,7 @@ func (u *UAS) use(d role.Deps) error {
 		u.allow[name] = m.Allow()
 	}
 	u.mode, u.userAgent, u.metrics, u.caps, u.clock = d.Mode, d.UserAgent, d.Metrics, caps, d.Clock
+	u.enableRefer = d.EnableRefer
 	u.supportedTags = supportedTags(u.cfg)
 	u.supported = strings.Join(u.supportedTags, ", ")
 	u.dialogs, u.ids = d.Store.Dialogs(), d.IDs(wire.RoleUAS)

@@ -299,19 +299,20 @@ func TestLateOfferAnswerFromACK(t *testing.T) {
 func TestRefer(t *testing.T) {
 	tests := []struct {
 		name  string
-		cfg   Config
+		off   bool // --enable-refer=false
 		refer []string
 		want  int
 	}{
-		{"off", Config{AutoAcceptCalls: true}, []string{"Refer-To: <sip:carol@192.0.2.9>"}, 403},
-		{"no Refer-To", Config{AutoAcceptCalls: true, EnableRefer: true}, nil, 400},
-		{"loopback target", Config{AutoAcceptCalls: true, EnableRefer: true}, []string{"Refer-To: <sip:carol@127.0.0.1:5099>"}, 403},
-		{"private target", Config{AutoAcceptCalls: true, EnableRefer: true}, []string{"Refer-To: sip:carol@10.1.2.3"}, 403},
-		{"not a SIP URI", Config{AutoAcceptCalls: true, EnableRefer: true}, []string{"Refer-To: <mailto:carol@example.com>"}, 400},
+		{"off", true, []string{"Refer-To: <sip:carol@192.0.2.9>"}, 403},
+		{"no Refer-To", false, nil, 400},
+		{"loopback target", false, []string{"Refer-To: <sip:carol@127.0.0.1:5099>"}, 403},
+		{"private target", false, []string{"Refer-To: sip:carol@10.1.2.3"}, 403},
+		{"not a SIP URI", false, []string{"Refer-To: <mailto:carol@example.com>"}, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUAS(t, "full-uas", tt.cfg)
+			u := newUAS(t, "full-uas", Config{AutoAcceptCalls: true})
+			u.enableRefer = !tt.off
 			tag := setUpCall(t, u, offerPCMU)
 			rec := serve(u, message(t, "REFER", tag, 2, tt.refer, ""))
 			if rec.Last().StatusCode != tt.want {

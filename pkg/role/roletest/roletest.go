@@ -27,13 +27,14 @@ func Deps(modeName string) (role.Deps, *clockwork.FakeClock) {
 	}
 	clock := clockwork.NewFakeClockAt(Start)
 	return role.Deps{
-		Mode:      md,
-		Store:     memstore.New(clock.Now),
-		Log:       slog.New(slog.DiscardHandler),
-		Metrics:   obs.NewMetrics(),
-		Health:    obs.NewHealth(),
-		IDs:       func(stream string) *ids.Generator { return ids.New("roletest", stream) },
-		Clock:     clock,
-		UserAgent: "siphond/test",
+		Mode:        md,
+		Store:       memstore.New(clock.Now),
+		Log:         slog.New(slog.DiscardHandler),
+		Metrics:     obs.NewMetrics(),
+		Health:      obs.NewHealth(),
+		IDs:         func(stream string) *ids.Generator { return ids.New("roletest", stream) },
+		Clock:       clock,
+		UserAgent:   "siphond/test",
+		EnableRefer: true,
 	}, clock
 }
