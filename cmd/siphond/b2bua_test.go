@@ -187,9 +187,10 @@ func TestB2BUAEarlyMediaAndLateOffer(t *testing.T) {
 	}
 }
 
-// TestB2BUAInCall: hold from the caller and resume from the callee
-// (re-INVITEs relayed each way, SDP as it came), an INFO, and glare: a
-// re-INVITE while the other side's is being relayed gets 491.
+// TestB2BUAInCall: hold from the caller and resume from the callee, hold
+// from the callee and a codec change by UPDATE from the caller (relayed
+// each way, SDP as it came), MESSAGE and INFO, and glare: a re-INVITE while
+// the other side's is being relayed gets 491.
 func TestB2BUAInCall(t *testing.T) {
 	p := start(t, true, "--mode", "b2bua")
 	callee := newUA(t, p.sip)
@@ -228,6 +229,35 @@ func TestB2BUAInCall(t *testing.T) {
 		t.Fatalf("resume's 200 at the callee: want the caller's SDP:\n%s", res)
 	}
 	caller.request("ACK", 10*time.Second)
+
+	// The other way round: the callee holds, the caller resumes with a
+	// codec change by UPDATE (RFC 3311).
+	callee.send(c.calleeRequest("INVITE", 4, nil, strings.Replace(answerSDP, "RTP/AVP 0", "RTP/AVP 0\r\na=sendonly", 1)))
+	hold2 := caller.request("INVITE", 10*time.Second)
+	if !strings.Contains(string(hold2.Body()), "sendonly") {
+		t.Fatalf("the callee's hold at the caller without its SDP:\n%s", hold2)
+	}
+	caller.answer(hold2, 200, "OK", "", []string{"Content-Type: application/sdp"}, offerWith("3", "0", "recvonly"))
+	wantCode(t, callee.final("INVITE", 4), 200)
+	caller.request("ACK", 10*time.Second)
+	pcma := offerWith("4", "8", "")
+	raw, cseq = c.d.req("UPDATE", []string{"Content-Type: application/sdp"}, pcma)
+	caller.send(raw)
+	update := callee.request("UPDATE", 10*time.Second)
+	if update.CallID().Value() != c.inv.CallID().Value() || string(update.Body()) != pcma {
+		t.Fatalf("UPDATE at the callee: want its dialog and the caller's new codec:\n%s", update)
+	}
+	callee.answer(update, 200, "OK", "", []string{"Content-Type: application/sdp"}, strings.Replace(answerSDP, "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000", 1))
+	if res := caller.final("UPDATE", cseq); res.StatusCode != 200 || !strings.Contains(string(res.Body()), "PCMA") {
+		t.Fatalf("UPDATE's 200 at the caller: want the callee's PCMA answer:\n%s", res)
+	}
+	callee.send(c.calleeRequest("MESSAGE", 5, []string{"Content-Type: text/plain"}, "hello"))
+	msg := caller.request("MESSAGE", 10*time.Second)
+	if string(msg.Body()) != "hello" || msg.CallID().Value() != c.d.callID {
+		t.Fatalf("MESSAGE at the caller: want its dialog and the text:\n%s", msg)
+	}
+	caller.answer(msg, 200, "OK", "", nil, "")
+	wantCode(t, callee.final("MESSAGE", 5), 200)
 
 	raw, cseq = c.d.req("INFO", []string{"Content-Type: application/dtmf-relay", "Info-Package: dtmf"}, "Signal=5\r\nDuration=160\r\n")
 	caller.send(raw)
@@ -327,8 +357,9 @@ func TestB2BUAReplicas(t *testing.T) {
 	callee.send(c.calleeRequest("BYE", 2, nil, ""))
 	caller.answer(caller.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
 	wantCode(t, callee.final("BYE", 2), 200)
-	if endedBy := ev.await(wire.EventCallEnded, "").Replica; endedBy == bridgedBy {
-		t.Fatalf("BYE served by %s, the replica that was killed", endedBy)
+	ended := ev.await(wire.EventCallEnded, "")
+	if ended.Replica == bridgedBy || ended.EndedBy != "callee" {
+		t.Fatalf("call.ended by replica %s (the killed one was %s), ended_by %q: want another replica, the callee", ended.Replica, bridgedBy, ended.EndedBy)
 	}
 }
 
@@ -471,7 +502,8 @@ func TestB2BUASessionTimers(t *testing.T) {
 	caller.answer(bye, 200, "OK", "", nil, "")
 }
 
-// TestB2BUARefer: a blind transfer by the callee (RFC 3515, RFC 5589 §6):
+// TestB2BUARefer: a blind transfer by the callee, then one by the caller
+// (RFC 3515, RFC 5589 §6):
 // 202 and a NOTIFY "100 Trying"; the target gets an INVITE with the
 // caller's description, answers; the caller is re-INVITEd with the target's;
 // the referrer hears "200 OK" and gets BYE; the caller's BYE then reaches
@@ -517,6 +549,37 @@ func TestB2BUARefer(t *testing.T) {
 	wantCode(t, c.d.do("BYE", nil, ""), 200)
 	if bye := target.request("BYE", 10*time.Second); bye.CallID().Value() != inv.CallID().Value() {
 		t.Fatalf("the caller's BYE did not reach the target:\n%s", bye)
+	}
+
+	// The caller transfers this one: the callee is the transferee.
+	c = dial(t, caller, callee, "olga", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	wantCode(t, c.d.do("REFER", []string{"Refer-To: <sip:omar@example.com>"}, ""), 202)
+	caller.answer(caller.request("NOTIFY", 10*time.Second), 200, "OK", "", nil, "") // 100 Trying
+	inv = target.request("INVITE", 10*time.Second)
+	if string(inv.Body()) != answerSDP {
+		t.Fatalf("the target's INVITE: want the callee's description:\n%s", inv)
+	}
+	target.answer(inv, 200, "OK", "omar2", []string{"Content-Type: application/sdp"}, targetSDP)
+	target.request("ACK", 10*time.Second)
+	reinv = callee.request("INVITE", 10*time.Second)
+	if reinv.CallID().Value() != c.inv.CallID().Value() || string(reinv.Body()) != targetSDP {
+		t.Fatalf("the callee's re-INVITE: want its dialog and the target's description:\n%s", reinv)
+	}
+	callee.answer(reinv, 200, "OK", "", []string{"Content-Type: application/sdp"}, answerSDP)
+	callee.request("ACK", 10*time.Second)
+	if done := caller.request("NOTIFY", 10*time.Second); string(done.Body()) != "SIP/2.0 200 OK\r\n" {
+		t.Fatalf("last refer NOTIFY at the caller: want the sipfrag 200 OK:\n%s", done)
+	} else {
+		caller.answer(done, 200, "OK", "", nil, "")
+	}
+	caller.answer(caller.request("BYE", 10*time.Second), 200, "OK", "", nil, "")
+	callee.send(c.calleeRequest("BYE", 3, nil, ""))
+	wantCode(t, callee.final("BYE", 3), 200)
+	if bye := target.request("BYE", 10*time.Second); bye.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("the callee's BYE did not reach the target:\n%s", bye)
 	}
 
 	off := start(t, true, "--mode", "b2bua", "--enable-refer=false")

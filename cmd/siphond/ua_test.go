@@ -442,6 +442,7 @@ type roleEvent struct {
 	Replica     string `json:"replica"`
 	Reason      string `json:"reason"`
 	Matched     bool   `json:"matched"`
+	EndedBy     string `json:"ended_by"`
 }
 
 // await returns the next event named name about callID (any call when "").
