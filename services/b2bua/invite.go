@@ -472,7 +472,7 @@ func (c *call) bridge(branch int, res uac.Response) {
 		transport = c.transports[branch]
 	}
 	now := b.clock.Now()
-	br, err := store.RetryBridge(cc, b.bridges, c.br.ID, func(br *store.Bridge) error {
+	br, err := changeHeld(cc, b.bridges, c.br, func(br *store.Bridge) error {
 		br.State, br.Replica, br.Answered = store.BridgeConfirmed, "", now
 		// The answered INVITE's CSeq (one higher when a challenge was
 		// answered on the branch); the leg's, past its PRACKs too.
@@ -560,11 +560,29 @@ func (b *B2BUA) sendACK(br *store.Bridge, contentType string, body []byte) {
 		b.log.Warn("ACK not built", "id", br.ID, "error", err)
 		return
 	}
-	cc, cancel := ctx()
-	defer cancel()
-	if err := b.send.Stateless(cc, ack, legVia(br.B)); err != nil {
-		b.log.Info("ACK not sent", "id", br.ID, "error", err) // the callee's next 2xx retransmission repairs it
+	// Posted, not waited for: nobody answers an ACK, and a lost one is
+	// repaired when the callee's 2xx comes again (ackAgain).
+	if err := b.send.Post(ack, legVia(br.B)); err != nil {
+		b.log.Info("ACK not sent", "id", br.ID, "error", err)
 	}
+}
+
+// changeHeld stores change applied to held, the record as this replica
+// stored it, in one trip when nobody changed it since (the common case: a
+// call is answered once); else it reads again.
+func changeHeld(ctx context.Context, bs store.Bridges, held *store.Bridge, change func(*store.Bridge) error) (*store.Bridge, error) {
+	br := *held
+	if err := change(&br); err != nil {
+		return nil, err
+	}
+	err := bs.Update(ctx, &br)
+	if errors.Is(err, store.ErrBridgeConflict) {
+		return store.RetryBridge(ctx, bs, held.ID, change)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &br, nil
 }
 
 // endStray ACKs a 2xx the b2bua does not want and ends its dialog with BYE.
