@@ -50,6 +50,7 @@ bench: build
 	./bench/run.sh --mode registrar --auth --setups kamailio,embedded,multi --rates 1000,2000,3000,4000,5000,6000
 	./bench/run.sh --mode calls --setups sipp-uas,embedded,multi --rates 1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000
 	./bench/run.sh --mode proxy --setups kamailio,embedded,multi --rates 500,1000,1500,2000,2500,3000
+	./bench/run.sh --mode b2bua --setups proxy,embedded,multi --rates 500,1000,1500,2000,2500
 	./bench/run.sh --mode subscribe --setups embedded,multi --rates 1000,2000,2500,3000
 
 clean:
