@@ -154,6 +154,18 @@ func TestB2BUAFinals(t *testing.T) {
 	callee.answer(c.inv, 487, "Request Terminated", c.calleeTag, nil, "")
 	callee.request("ACK", 10*time.Second)
 	wantCode(t, caller.final("INVITE", c.cseq), 487)
+
+	// A BYE in the early dialog ends the INVITE as a CANCEL does (RFC
+	// 3261 §15.1.2): the callee gets the CANCEL, the caller 487.
+	c = dial(t, caller, callee, "carl", offer)
+	callee.answer(c.inv, 180, "Ringing", c.calleeTag, nil, "")
+	c.d.toTag = tagOf(caller.response("INVITE", c.cseq, 180).To())
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	got = callee.request("CANCEL", 10*time.Second)
+	callee.answer(got, 200, "OK", "", nil, "")
+	callee.answer(c.inv, 487, "Request Terminated", c.calleeTag, nil, "")
+	callee.request("ACK", 10*time.Second)
+	wantCode(t, caller.final("INVITE", c.cseq), 487)
 }
 
 // TestB2BUAEarlyMediaAndLateOffer: a 183 with SDP reaches the caller with
@@ -549,6 +561,8 @@ func TestB2BUARefer(t *testing.T) {
 	wantCode(t, c.d.do("BYE", nil, ""), 200)
 	if bye := target.request("BYE", 10*time.Second); bye.CallID().Value() != inv.CallID().Value() {
 		t.Fatalf("the caller's BYE did not reach the target:\n%s", bye)
+	} else {
+		target.answer(bye, 200, "OK", "", nil, "")
 	}
 
 	// The caller transfers this one: the callee is the transferee.
@@ -580,6 +594,29 @@ func TestB2BUARefer(t *testing.T) {
 	wantCode(t, callee.final("BYE", 3), 200)
 	if bye := target.request("BYE", 10*time.Second); bye.CallID().Value() != inv.CallID().Value() {
 		t.Fatalf("the callee's BYE did not reach the target:\n%s", bye)
+	} else {
+		target.answer(bye, 200, "OK", "", nil, "")
+	}
+
+	// A referrer that hangs up right after the 202 (RFC 5589 §6) ends its
+	// own leg only: the transfer goes on.
+	c = dial(t, caller, callee, "olga", offer)
+	c.answer(answerSDP)
+	callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+	callee.send(c.calleeRequest("REFER", 2, []string{"Refer-To: <sip:omar@example.com>"}, ""))
+	wantCode(t, callee.final("REFER", 2), 202)
+	callee.send(c.calleeRequest("BYE", 3, nil, ""))
+	wantCode(t, callee.final("BYE", 3), 200)
+	inv = target.request("INVITE", 10*time.Second)
+	target.answer(inv, 200, "OK", "omar3", []string{"Content-Type: application/sdp"}, targetSDP)
+	target.request("ACK", 10*time.Second)
+	reinv = caller.request("INVITE", 10*time.Second)
+	caller.answer(reinv, 200, "OK", "", []string{"Content-Type: application/sdp"}, offer)
+	caller.request("ACK", 10*time.Second)
+	wantCode(t, c.d.do("BYE", nil, ""), 200)
+	if bye := target.request("BYE", 10*time.Second); bye.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("after the referrer left, the caller's BYE did not reach the target:\n%s", bye)
 	}
 
 	off := start(t, true, "--mode", "b2bua", "--enable-refer=false")

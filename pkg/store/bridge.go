@@ -64,6 +64,9 @@ type Bridge struct {
 	// Updating names the leg ("a" or "b") whose re-INVITE or UPDATE is being
 	// relayed: one at a time, the other side's gets 491 meanwhile (glare).
 	Updating string `json:"updating,omitempty"`
+	// Transferring names the leg ("a" or "b") whose REFER is being carried
+	// out: its BYE meanwhile ends only its own leg (RFC 5589 §6).
+	Transferring string `json:"transferring,omitempty"`
 	// Replica is the b2bua replica holding the B leg's INVITE while unanswered.
 	Replica string `json:"replica,omitempty"`
 	// Created and Answered time the call; Due is when a replica must act on

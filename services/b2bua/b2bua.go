@@ -140,10 +140,21 @@ func (b *B2BUA) fromReplicaSubject(m *nats.Msg) {
 		if v, ok := b.ringing.Load(m.Header.Get(wire.HdrTx)); ok {
 			v.(*call).cancelAll("caller cancelled")
 		}
+	case sip.BYE: // another replica took the caller's BYE of an early dialog held here
+		if req.To() != nil {
+			b.cancelHeld(tagOf(req.To().Params))
+		}
 	case sip.PRACK: // another replica took the caller's PRACK of a provisional sent from here
 		if rseq, ok := rackRSeq(req); ok && req.To() != nil {
 			b.pracked(tagOf(req.To().Params), rseq)
 		}
+	}
+}
+
+// cancelHeld ends the caller's INVITE of call id held here, as a CANCEL does.
+func (b *B2BUA) cancelHeld(id string) {
+	if v, ok := b.pracks.Load(id); ok {
+		v.(*call).cancelAll("caller hung up")
 	}
 }
 
@@ -160,15 +171,21 @@ func (b *B2BUA) sweep() {
 		case <-t.Chan():
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 			due, err := b.bridges.Due(ctx, b.clock.Now(), 100)
+			cancel()
 			if err != nil {
 				b.log.Warn("due calls", "error", err)
 			}
 			for _, br := range due {
 				if br.State == store.BridgeConfirmed {
-					b.dueCall(ctx, br)
+					// Each on its own: a party slow to answer a BYE
+					// holds up nobody else's call.
+					go func() {
+						ctx, cancel := context.WithTimeout(context.Background(), relayTimeout+storeTimeout)
+						defer cancel()
+						b.dueCall(ctx, br)
+					}()
 				}
 			}
-			cancel()
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/nats-io/nats.go"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
@@ -110,6 +111,29 @@ func (b *B2BUA) bye(r *sipbus.Request) {
 		return
 	}
 	b.respond(r, sip.NewResponseFromRequest(r.Request, 200, "OK", nil))
+	if br.State == store.BridgeEarly {
+		// The caller gave up in the early dialog (RFC 3261 §15.1.2): its
+		// INVITE ends as if CANCELled, by the replica holding it.
+		if br.Replica == b.replica {
+			b.cancelHeld(br.ID)
+		} else if br.Replica != "" {
+			if err := b.publish(&nats.Msg{Subject: wire.Replica(wire.RoleB2BUA, br.Replica), Data: []byte(r.String())}); err != nil {
+				b.log.Warn("early BYE not passed to the replica holding the INVITE", "error", err)
+			}
+		}
+		return
+	}
+	if br.Transferring == string(s) {
+		// The referrer hung up after its REFER (RFC 5589 §6): its leg
+		// alone ends; the transfer goes on for the transferee.
+		_, _ = store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
+			if br.Transferring == string(s) {
+				br.Transferring = referrerGone
+			}
+			return nil
+		})
+		return
+	}
 	b.hangUp(c, br, s, "")
 }
 
@@ -158,6 +182,7 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 	}
 	offer := r.IsInvite() || r.Method == sip.UPDATE
 	var cseq uint32
+	var newOffer []string // what each side was given, once an offer was answered
 	br, err := store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
 		from, to := legs(br, s)
 		if offer && br.Updating != "" {
@@ -172,6 +197,24 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 		br.Expires = b.clock.Now().Add(forgetAfter)
 		return nil
 	})
+	if err == nil && offer {
+		// Cleared however the relay ends, with a context of its own: the
+		// relay may outlast the request's.
+		defer func() {
+			cc, cancel := ctx()
+			defer cancel()
+			_, _ = store.RetryBridge(cc, b.bridges, br.ID, func(br *store.Bridge) error {
+				if br.Updating == string(s) {
+					br.Updating = ""
+				}
+				if newOffer != nil {
+					from, to := legs(br, s)
+					to.LocalSDP, from.LocalSDP = newOffer[0], newOffer[1]
+				}
+				return nil
+			})
+		}()
+	}
 	switch {
 	case errors.Is(err, errGlare):
 		b.refuse(r, 491, "Request Pending", "an offer is being relayed the other way", sip.NewHeader("Retry-After", "1"))
@@ -216,16 +259,8 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 	} else {
 		res, err = b.send.Do(rc, req, legVia(*to), nil)
 	}
-	if offer {
-		_, _ = store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
-			br.Updating = ""
-			if err == nil && res.IsSuccess() && len(r.Body()) > 0 && len(res.Body()) > 0 {
-				// A new offer and answer: what each peer was given now.
-				from, to := legs(br, s)
-				to.LocalSDP, from.LocalSDP = string(r.Body()), string(res.Body())
-			}
-			return nil
-		})
+	if offer && err == nil && res.IsSuccess() && len(r.Body()) > 0 && len(res.Body()) > 0 {
+		newOffer = []string{string(r.Body()), string(res.Body())} // stored by the deferred clear
 	}
 	if err != nil {
 		b.refuse(r, 408, "Request Timeout", "the other leg did not answer: "+err.Error())

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"hash/fnv"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/icholy/digest"
 
@@ -18,6 +20,10 @@ import (
 	"github.com/siphon-lab/siphon/pkg/uac"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
+
+// streamBound bounds how long a branch's stream is read: past Timer C
+// (3m10s by default) and Timer M, for an edge that died holding it.
+const streamBound = 10 * time.Minute
 
 // call is a caller's INVITE this replica holds while the callee's bindings
 // ring: one B-leg INVITE branch per binding, in parallel.
@@ -185,11 +191,23 @@ func (c *call) send(i int, req *sip.Request, via uac.Via) {
 	}
 	c.mu.Lock()
 	c.txs[i], c.reqs[i] = tx, req
+	cancelled := c.cancelled || c.winner >= 0
 	c.mu.Unlock()
+	if cancelled { // cancelAll came before this branch had its transaction
+		go func() {
+			cc, cancel := ctx()
+			defer cancel()
+			_ = tx.Cancel(cc, "")
+		}()
+	}
 	go func() {
 		defer tx.Close()
+		// The edge ends every stream (Timer C, then Timer M); the bound is
+		// for an edge that died holding it.
+		sctx, cancel := context.WithTimeout(context.Background(), streamBound)
+		defer cancel()
 		for {
-			res, err := tx.Next(context.Background()) // the edge ends every stream (Timer C, Timer M)
+			res, err := tx.Next(sctx)
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
 					b.log.Info("B-leg branch stream", "error", err)
@@ -248,7 +266,9 @@ func (c *call) run(branches int) {
 	for i := range live {
 		live[i] = 1
 	}
-	answered := make([]bool, branches) // a challenge was answered on the branch
+	answered := make([]bool, branches)   // a challenge was answered on the branch
+	lastRSeq := make([]uint32, branches) // the callee's last reliable provisional on each branch
+	winnerTag := ""
 	open, decided := branches, false
 	for open > 0 {
 		ev := <-c.events
@@ -264,6 +284,11 @@ func (c *call) run(branches int) {
 			switch {
 			case res.StatusCode < 200:
 				if res.StatusCode > 100 && res.GetHeader("RSeq") != nil && requires100rel(res) {
+					rseq, _ := strconv.ParseUint(strings.TrimSpace(res.GetHeader("RSeq").Value()), 10, 32)
+					if uint32(rseq) <= lastRSeq[ev.branch] {
+						continue // a retransmission: its PRACK is on its way (RFC 3262 §4)
+					}
+					lastRSeq[ev.branch] = uint32(rseq)
 					c.prackCallee(ev.branch, res)
 				}
 				if decided || res.StatusCode == 100 {
@@ -274,26 +299,32 @@ func (c *call) run(branches int) {
 				} else if !c.toCallerReliably(c.toCaller(res)) && !c.isCancelled() {
 					decided = true
 					c.cancelAll("")
-					c.respondFinal(504, "Server Time-out") // no PRACK in 64·T1 (RFC 3262 §3)
+					// No PRACK in 64·T1 (RFC 3262 §3).
+					c.reject(uac.Response{Response: sip.NewResponse(504, "Server Time-out"), Synthesized: wire.ErrTimeout})
 				}
 				continue
 			case res.IsSuccess():
 				c.mu.Lock()
-				first := c.winner < 0
+				first := c.winner < 0 && !decided
 				if first {
 					c.winner = ev.branch
 				}
+				via := c.vias[ev.branch]
 				c.mu.Unlock()
 				switch {
 				case first:
 					decided = true
 					finals[ev.branch] = &res
+					winnerTag = tagOf(res.To().Params)
 					c.bridge(ev.branch, res)
 					c.cancelAll("")
-				case c.winner == ev.branch:
+				case c.winner == ev.branch && tagOf(res.To().Params) == winnerTag:
 					c.ackAgain(res) // a retransmission: the ACK was lost
 				default:
-					b.endStray(res) // another fork's: ACK it and BYE it (§13.2.2.4)
+					// Another fork's, one forked behind the winning binding,
+					// or one after the caller had its final: ACK it and
+					// BYE it (§13.2.2.4).
+					b.endStray(res, via)
 				}
 				continue
 			default:
@@ -306,6 +337,9 @@ func (c *call) run(branches int) {
 				}
 				if finals[ev.branch] == nil {
 					finals[ev.branch] = &res
+				}
+				if res.StatusCode >= 600 && !decided {
+					c.cancelAll("") // a 6xx ends the search (§16.7 step 5): the others ring no more
 				}
 			}
 		}
@@ -496,7 +530,7 @@ func (c *call) bridge(branch int, res uac.Response) {
 	})
 	if err != nil {
 		b.log.Warn("call gone before its answer", "id", c.br.ID, "error", err)
-		b.endStray(res)
+		b.endStray(res, via)
 		c.respondFinal(500, "Server Internal Error")
 		return
 	}
@@ -585,8 +619,9 @@ func changeHeld(ctx context.Context, bs store.Bridges, held *store.Bridge, chang
 	return &br, nil
 }
 
-// endStray ACKs a 2xx the b2bua does not want and ends its dialog with BYE.
-func (b *B2BUA) endStray(res uac.Response) {
+// endStray ACKs a 2xx the b2bua does not want and ends its dialog with BYE,
+// by way of the branch's via (its connection, when it has one).
+func (b *B2BUA) endStray(res uac.Response, via uac.Via) {
 	tag, _ := res.To().Params.Get("tag")
 	target := ""
 	if ct := res.Contact(); ct != nil {
@@ -603,7 +638,7 @@ func (b *B2BUA) endStray(res uac.Response) {
 	if err != nil {
 		return
 	}
-	via := uac.Via{Edge: res.Edge}
+	via.Edge = res.Edge
 	cc, cancel := ctx()
 	defer cancel()
 	if b.send.Stateless(cc, ack, via) != nil {

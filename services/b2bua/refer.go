@@ -63,8 +63,37 @@ func (b *B2BUA) refer(r *sipbus.Request) {
 		b.refuse(r, 404, "Not Found", aor+" has no registered contact")
 		return
 	}
+	_, err = store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
+		if br.Transferring != "" || br.State != store.BridgeConfirmed {
+			return errTransferring
+		}
+		br.Transferring = string(s)
+		return nil
+	})
+	if err != nil {
+		b.refuse(r, 491, "Request Pending", "a transfer of this call is under way", sip.NewHeader("Retry-After", "1"))
+		return
+	}
 	b.respond(r, sip.NewResponseFromRequest(r.Request, 202, "Accepted", nil))
 	go b.transfer(br.ID, s, aor, bindings[0])
+}
+
+var errTransferring = errors.New("b2bua: a transfer is under way")
+
+// referrerGone marks a transfer whose referrer hung up meanwhile.
+const referrerGone = "gone"
+
+// endTransfer clears the call's transfer mark and says whether the
+// referrer hung up during it.
+func (b *B2BUA) endTransfer(id string) (gone bool) {
+	cc, cancel := ctx()
+	defer cancel()
+	_, _ = store.RetryBridge(cc, b.bridges, id, func(br *store.Bridge) error {
+		gone = br.Transferring == referrerGone
+		br.Transferring = ""
+		return nil
+	})
+	return gone
 }
 
 // transfer calls the target for the party on side referrer's behalf and
@@ -72,12 +101,19 @@ func (b *B2BUA) refer(r *sipbus.Request) {
 func (b *B2BUA) transfer(id string, referrer side, target string, bd store.Binding) {
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout+storeTimeout)
 	defer cancel()
-	b.notifyReferrer(ctx, id, referrer, "SIP/2.0 100 Trying", false)
+	// Not waited for: a referrer that hung up meanwhile must not hold up the
+	// target's INVITE (RFC 5589 §6).
 	br, err := b.bridges.Get(ctx, id)
 	if err != nil {
 		return
 	}
 	from, other := legs(br, referrer) // the referrer's leg and the transferee's
+	referrerCall := from.CallID
+	go func() {
+		nctx, cancel := context.WithTimeout(context.Background(), storeTimeout+sip.Timer_F)
+		defer cancel()
+		b.notifyReferrer(nctx, id, referrer, referrerCall, "SIP/2.0 100 Trying", false)
+	}()
 	// The new leg: the b2bua's tag (the call's id) in a dialog of its own.
 	leg := store.Leg{CallID: b.ids.CallID(""), LocalTag: id, LocalURI: other.RemoteURI, RemoteURI: "<" + target + ">",
 		RemoteTarget: bd.Contact, RouteSet: bd.Path, LocalCSeq: 1, Local: from.Local}
@@ -87,7 +123,7 @@ func (b *B2BUA) transfer(id string, referrer side, target string, bd store.Bindi
 	}
 	inv, err := legDialog(leg, b.userAgent).Request(sip.INVITE, 1, "application/sdp", []byte(from.LocalSDP))
 	if err != nil {
-		b.notifyReferrer(ctx, id, referrer, "SIP/2.0 500 Server Internal Error", true)
+		b.notifyReferrer(ctx, id, referrer, referrerCall, "SIP/2.0 500 Server Internal Error", true)
 		return
 	}
 	var answered *sip.Response
@@ -104,7 +140,15 @@ func (b *B2BUA) transfer(id string, referrer side, target string, bd store.Bindi
 		if err == nil {
 			status = "SIP/2.0 " + strconv.Itoa(res.StatusCode) + " " + res.Reason
 		}
-		b.notifyReferrer(ctx, id, referrer, status, true)
+		nctx, ncancel := context.WithTimeout(context.Background(), storeTimeout+sip.Timer_F)
+		defer ncancel()
+		if b.endTransfer(id) {
+			if br, err := b.bridges.Get(nctx, id); err == nil {
+				b.hangUp(nctx, br, referrer, "transfer failed") // the referrer left: nobody is left for the transferee
+			}
+			return
+		}
+		b.notifyReferrer(nctx, id, referrer, referrerCall, status, true)
 		return
 	}
 	answered = res.Response
@@ -124,10 +168,18 @@ func (b *B2BUA) transfer(id string, referrer side, target string, bd store.Bindi
 	// transferee is offered the target's description.
 	var cseq uint32
 	var ended store.Leg
+	// The steps after the answer each have a context of their own: a target
+	// that answered late must not leave the transferee without its SDP.
+	ctx, cancel = context.WithTimeout(context.Background(), relayTimeout+storeTimeout)
+	defer cancel()
+	gone := false
 	br, err = store.RetryBridge(ctx, b.bridges, id, func(br *store.Bridge) error {
 		f, o := legs(br, referrer)
 		ended = *f
 		*f = leg
+		gone = br.Transferring == referrerGone
+		br.Transferring = ""
+		br.Expires = b.clock.Now().Add(forgetAfter)
 		o.LocalCSeq++
 		cseq = o.LocalCSeq
 		o.LocalSDP = string(answered.Body())
@@ -141,25 +193,41 @@ func (b *B2BUA) transfer(id string, referrer side, target string, bd store.Bindi
 	reinv, err := legDialog(*transferee, b.userAgent).Request(sip.INVITE, cseq, "application/sdp", answered.Body())
 	if err == nil {
 		peer := *transferee
-		_, _ = b.send.Invite(ctx, reinv, legVia(peer), func(res *sip.Response) (*sip.Request, error) {
+		res, err := b.send.Invite(ctx, reinv, legVia(peer), func(res *sip.Response) (*sip.Request, error) {
 			if ct := res.Contact(); ct != nil {
 				peer.RemoteTarget = ct.Address.String()
 			}
 			return legDialog(peer, b.userAgent).Request(sip.ACK, cseq, "", nil)
 		}, nil)
+		if err != nil || res.StatusCode == 481 || res.StatusCode == 408 {
+			// The transferee is gone: the target's call ends too.
+			b.hangUp(ctx, br, "", "transferee gone")
+			if !gone {
+				b.notifyLeg(ctx, ended, "SIP/2.0 200 OK", true)
+				b.endLeg(ctx, ended, "")
+			}
+			return
+		}
 	}
-	b.notifyLeg(ctx, ended, "SIP/2.0 200 OK", true)
-	b.endLeg(ctx, ended, "")
+	if !gone {
+		b.notifyLeg(ctx, ended, "SIP/2.0 200 OK", true)
+		b.endLeg(ctx, ended, "")
+	}
 	b.announce(wire.BridgeEvent{Event: wire.EventCallTransferred, ID: id, CallerCallID: br.A.CallID, CalleeCallID: br.B.CallID,
 		From: br.A.RemoteURI, To: br.A.LocalURI, Callee: leg.RemoteTarget})
 }
 
 // notifyReferrer reports the transfer's progress to the party on side s of
-// call id, in its dialog (RFC 3515 §2.4.5: a sipfrag of the target's status).
-func (b *B2BUA) notifyReferrer(ctx context.Context, id string, s side, status string, final bool) {
+// call id, in its dialog (RFC 3515 §2.4.5: a sipfrag of the target's status)
+// — if that side is still the referrer's (callID): once the target's leg
+// took its place, there is nobody to tell.
+func (b *B2BUA) notifyReferrer(ctx context.Context, id string, s side, callID, status string, final bool) {
 	var leg store.Leg
 	_, err := store.RetryBridge(ctx, b.bridges, id, func(br *store.Bridge) error {
 		l, _ := legs(br, s)
+		if l.CallID != callID {
+			return errNotInCall
+		}
 		l.LocalCSeq++
 		leg = *l
 		return nil

@@ -59,6 +59,7 @@ func (b *B2BUA) dueCall(ctx context.Context, br *store.Bridge) {
 		br.B.LocalCSeq++
 		cseqA, cseqB = br.A.LocalCSeq, br.B.LocalCSeq
 		br.RefreshAt = now.Add(b.interval() / 2)
+		br.Expires = now.Add(forgetAfter) // a call kept up is never forgotten
 		due(br)
 		return nil
 	})
@@ -78,7 +79,7 @@ func (b *B2BUA) refresh(br *store.Bridge, cseqA, cseqB uint32) {
 		leg       store.Leg
 		cseq      uint32
 		refresher string
-	}{{br.A, cseqA, "uas"}, {br.B, cseqB, "uac"}} {
+	}{{br.A, cseqA, "uac"}, {br.B, cseqB, "uac"}} { // in its re-INVITE the b2bua is the UAC on both legs
 		req, err := legDialog(leg.leg, b.userAgent).Request(sip.INVITE, leg.cseq, "application/sdp", []byte(leg.leg.LocalSDP))
 		if err != nil {
 			ok = false
