@@ -185,6 +185,9 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 	var newOffer []string // what each side was given, once an offer was answered
 	br, err := store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
 		from, to := legs(br, s)
+		if offer && br.Updating == string(s) {
+			return errOwnOffer
+		}
 		if offer && br.Updating != "" {
 			return errGlare
 		}
@@ -216,6 +219,10 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 		}()
 	}
 	switch {
+	case errors.Is(err, errOwnOffer):
+		// A second offer while this side's first is relayed (RFC 3261 §14.2).
+		b.refuse(r, 500, "Server Internal Error", "an offer of this side's is still being relayed", sip.NewHeader("Retry-After", "1"))
+		return
 	case errors.Is(err, errGlare):
 		b.refuse(r, 491, "Request Pending", "an offer is being relayed the other way", sip.NewHeader("Retry-After", "1"))
 		return
@@ -281,7 +288,10 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 	b.respond(r, out)
 }
 
-var errGlare = errors.New("b2bua: offer in progress the other way")
+var (
+	errGlare    = errors.New("b2bua: offer in progress the other way")
+	errOwnOffer = errors.New("b2bua: this side's offer still in progress")
+)
 
 // relayTimeout bounds a relayed request: a re-INVITE the other side lets ring
 // is answered 408 after it.

@@ -479,7 +479,7 @@ func (c *call) toCaller(res uac.Response) *sip.Response {
 // endToEnd are the response headers relayed across the b2bua as they came:
 // a challenge is the caller's to answer (A's credentials cannot be reused on
 // B's leg, whose Request-URI differs), the rest describe the callee.
-var endToEnd = []string{"WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Allow", "Supported", "Accept", "Unsupported", "Min-Expires"}
+var endToEnd = []string{"WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Allow", "Supported", "Accept", "Unsupported", "Min-Expires", "Min-SE"}
 
 // bridge takes branch's 2xx: the B leg is the callee's dialog now, ACKed at
 // once with an early offer (with a late one, the caller's ACK brings the
