@@ -15,6 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/siphon-lab/siphon/pkg/scenario"
+	"github.com/siphon-lab/siphon/pkg/uac"
+
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
@@ -36,6 +40,13 @@ type options struct {
 	shared config.Shared
 	auth   auth.Config          // the --auth flags: every challenging role reads them
 	roles  map[string]role.Role // every registered role, configured by the flags
+	// scenario is --scenario's file, read and checked, or the file of
+	// `siphond run`; oneShot says it is the latter.
+	scenario *scenario.Scenario
+	oneShot  bool
+	// connect and steps are set by start: the bus, the scenario's counter.
+	connect func(name string) (*nats.Conn, error)
+	steps   *prometheus.CounterVec
 }
 
 func (o *options) flagSet() *flag.FlagSet {
@@ -63,6 +74,9 @@ func (p plan) has(role string) bool { return slices.Contains(p.roles, role) }
 // run is siphond: 0 after a clean stop, 2 for bad configuration, 1 when it
 // could not start.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 && args[0] == "run" {
+		return runScenario(ctx, args[1:], stdout, stderr, getenv)
+	}
 	var o options
 	fs := o.flagSet()
 	set, err := config.Parse(fs, args, getenv)
@@ -73,11 +87,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err == nil {
 		var p plan
 		if p, err = o.validate(set); err == nil {
-			return o.serve(ctx, p, stderr, getenv)
+			return o.serve(ctx, p, stdout, stderr, getenv)
 		}
 	}
 	fmt.Fprintf(stderr, "siphond: %v (see siphond --help)\n", err)
 	return 2
+}
+
+// runScenario is `siphond run FILE [flags]`: an edge of its own (the
+// transport flags bind its sockets), the scenario once, each step's result
+// on stdout; 0 when every step held, 1 when one did not, 2 for a file or a
+// flag it cannot use.
+func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "siphond run: want a scenario file: siphond run FILE [flags]")
+		return 2
+	}
+	path := args[0]
+	var o options
+	fs := o.flagSet()
+	set, err := config.Parse(fs, args[1:], getenv)
+	if err == nil {
+		if !set["metrics-bind"] {
+			o.shared.MetricsBind = "" // a one-shot run serves no metrics unless asked
+		}
+		if !set["log-level"] {
+			o.shared.LogLevel = "warn"
+		}
+		o.shared.Scenario = ""
+		_, err = o.validate(set)
+	}
+	if err == nil {
+		o.scenario, err = scenario.Load(path)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "siphond run: %v\n", err)
+		return 2
+	}
+	md, _ := mode.Lookup("minimal")
+	o.oneShot = true
+	return o.serve(ctx, plan{mode: md, roles: []string{mode.RoleEdge}}, stdout, stderr, getenv)
 }
 
 func usage(w io.Writer, fs *flag.FlagSet) {
@@ -106,6 +155,11 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 	}
 	if err := o.auth.Validate(); err != nil {
 		return plan{}, err
+	}
+	if o.shared.Scenario != "" {
+		if o.scenario, err = scenario.Load(o.shared.Scenario); err != nil {
+			return plan{}, fmt.Errorf("--scenario: %w", err)
+		}
 	}
 	for _, name := range role.Registered() {
 		if err := o.roles[name].Config().Validate(set); err != nil {
@@ -155,7 +209,7 @@ func startOrder(name string) int {
 }
 
 // serve starts the plan and runs until a signal or ctx ends it.
-func (o *options) serve(ctx context.Context, p plan, stderr io.Writer, getenv func(string) string) int {
+func (o *options) serve(ctx context.Context, p plan, stdout, stderr io.Writer, getenv func(string) string) int {
 	log := obs.NewLogger(stderr, o.shared.LogLevel, o.shared.LogFormat)
 	if getenv("GOGC") == "" {
 		// Each SIP message allocates a few KiB that die within a millisecond,
@@ -171,9 +225,32 @@ func (o *options) serve(ctx context.Context, p plan, stderr io.Writer, getenv fu
 			cleanup[i]()
 		}
 	}()
-	if err := o.start(ctx, p, log, &cleanup); err != nil {
+	runner, err := o.start(ctx, p, log, &cleanup)
+	if err != nil {
 		log.Error("siphond could not start", "error", err)
 		return 1
+	}
+	if o.oneShot {
+		ok := runner.Run(ctx, o.scenario, func(r scenario.Result) { fmt.Fprintln(stdout, r) })
+		if !ok {
+			fmt.Fprintln(stdout, "scenario FAILED")
+			return 1
+		}
+		fmt.Fprintln(stdout, "scenario passed")
+		return 0
+	}
+	if o.scenario != nil {
+		go func() {
+			ok := runner.Run(ctx, o.scenario, func(r scenario.Result) {
+				runner.Count(r)
+				if r.OK {
+					log.Info("scenario step", "result", r.String())
+				} else {
+					log.Warn("scenario step", "result", r.String())
+				}
+			})
+			log.Info("scenario done", "passed", ok, "file", o.shared.Scenario)
+		}()
 	}
 	<-ctx.Done()
 	log.Info("siphond stopping")
@@ -183,7 +260,43 @@ func (o *options) serve(ctx context.Context, p plan, stderr io.Writer, getenv fu
 // stopTimeout bounds how long each role may drain when siphond stops.
 const stopTimeout = 10 * time.Second
 
-func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) error {
+func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) (*scenarioRunner, error) {
+	err := o.startRoles(ctx, p, log, cleanup)
+	if err != nil || o.scenario == nil {
+		return nil, err
+	}
+	if !p.has(mode.RoleEdge) {
+		return nil, errors.New("--scenario needs an edge in this process to send through (--role all, or one with edge)")
+	}
+	nc, err := o.connect("siphon-scenario")
+	if err != nil {
+		return nil, err
+	}
+	*cleanup = append(*cleanup, func() { _ = nc.Drain() })
+	client, err := uac.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &scenarioRunner{Runner: scenario.Runner{Send: client, IDs: ids.FromEnv("scenario"), Clock: clockwork.NewRealClock(),
+		UserAgent: o.shared.UserAgent}, steps: o.steps}, nil
+}
+
+// scenarioRunner is the scenario runner with the process's step counter.
+type scenarioRunner struct {
+	scenario.Runner
+	steps *prometheus.CounterVec
+}
+
+// Count counts a step's outcome in /metrics.
+func (s *scenarioRunner) Count(r scenario.Result) {
+	outcome := "ok"
+	if !r.OK {
+		outcome = "failed"
+	}
+	s.steps.WithLabelValues(r.Step.Type, outcome).Inc()
+}
+
+func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) error {
 	metrics, health := obs.NewMetrics(), obs.NewHealth()
 	for _, r := range p.mode.Roles() {
 		if _, built := o.roles[r]; !built && o.shared.Role == "all" {
@@ -195,6 +308,10 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 	if err != nil {
 		return err
 	}
+	o.connect = connect
+	o.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "siphon_scenario_steps_total",
+		Help: "Scenario steps run (--scenario), by type and outcome (ok, failed)."}, []string{"type", "outcome"})
+	metrics.Registry.MustRegister(o.steps)
 	var conns []*nats.Conn
 	metrics.Gauge("siphon_nats_connected", "1 when every NATS connection of this process is up.", func() float64 {
 		for _, nc := range conns {

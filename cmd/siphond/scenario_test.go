@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
+)
+
+// writeScenario writes a scenario file with the peer's address put in.
+func writeScenario(t *testing.T, src, peer string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scenario.json")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(src, "127.0.0.1:5070", peer)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestScenarioCall: siphond's own example (INVITE, sleep 1000, BYE to the
+// same URI) run with --scenario once the daemon is up: the SIPp UAS gets
+// the ACK of its 2xx and then the BYE inside the dialog (its scenario fails
+// otherwise), and /metrics counts the steps.
+func TestScenarioCall(t *testing.T) {
+	uas, addr := sippUAS(t, "uas-answer.xml", 0)
+	src, err := os.ReadFile("../../scenarios/basic-call.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, true, "--mode", "minimal", "--scenario", writeScenario(t, string(src), addr))
+	passed(t, uas, "UAS")
+	deadline := time.Now().Add(10 * time.Second)
+	for p.counter(t, "siphon_scenario_steps_total", `type="send"`, `outcome="ok"`) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("siphon_scenario_steps_total{send,ok} %v, want 2", p.counter(t, "siphon_scenario_steps_total", `type="send"`, `outcome="ok"`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := p.counter(t, "siphon_scenario_steps_total", `type="expect"`, `outcome="ok"`); n != 2 {
+		t.Fatalf("expect steps ok: %v, want 2", n)
+	}
+}
+
+// runOnce runs `siphond run file` with its own edge on a free port.
+func runOnce(t *testing.T, file string) (code int, out string) {
+	t.Helper()
+	port := strconv.Itoa(testutil.FreePort(t))
+	cmd := exec.Command(siphondBin, "run", file, "--udp-bind", "127.0.0.1:"+port, "--tcp-bind", "127.0.0.1:"+port)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), stdout.String() + stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stdout.String() + stderr.String()
+}
+
+// TestScenarioRun: `siphond run` is one shot for CI: 0 when every step held
+// (an OPTIONS that expects 200 from a peer answering 200), 1 when one did not
+// (the same expecting 486, the report naming both codes), 2 for a file it
+// cannot use (the field named).
+func TestScenarioRun(t *testing.T) {
+	peer := start(t, true, "--mode", "minimal")
+	options := `{"steps": [{"type": "send", "method": "OPTIONS", "uri": "sip:lab@127.0.0.1:5070"}, {"type": "expect", "status": EXPECTED}]}`
+	code, out := runOnce(t, writeScenario(t, strings.Replace(options, "EXPECTED", "200", 1), peer.sip))
+	if code != 0 || !strings.Contains(out, "scenario passed") {
+		t.Fatalf("expecting 200 from a peer answering 200: exit %d, want 0:\n%s", code, out)
+	}
+	code, out = runOnce(t, writeScenario(t, strings.Replace(options, "EXPECTED", "486", 1), peer.sip))
+	if code != 1 || !strings.Contains(out, "got 200 OK, expected 486") {
+		t.Fatalf("expecting 486 from a peer answering 200: exit %d, want 1 and both codes in the report:\n%s", code, out)
+	}
+	for _, bad := range []struct{ src, field string }{
+		{`{"steps": [{"type": "send", "uri": "sip:lab@127.0.0.1"}]}`, "steps[0]"},
+		{`{"steps": [{"type": "dance"}]}`, `type "dance"`},
+		{`{"steps": [{"type": "sleep", "ms": "long"}]}`, "line 1: field steps.ms"},
+		{`{"steps": [{"type": "send", "method": "OPTIONS", "uri": "sip:a@b", "colour": "red"}]}`, `unknown field "colour"`},
+		{"{\n  \"steps\": [\n    {\"type\": \"expect\", \"status\": \"2yy\"}\n  ]\n}", `steps[0]: (expect) status: "2yy"`},
+	} {
+		code, out := runOnce(t, writeScenario(t, bad.src, peer.sip))
+		if code != 2 || !strings.Contains(out, bad.field) {
+			t.Errorf("scenario %s: exit %d, want 2 naming %s:\n%s", bad.src, code, bad.field, out)
+		}
+	}
+}

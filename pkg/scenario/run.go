@@ -1,0 +1,249 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/siphon-lab/siphon/pkg/ids"
+	"github.com/siphon-lab/siphon/pkg/sipmsg"
+	"github.com/siphon-lab/siphon/pkg/uac"
+)
+
+// stepTimeout bounds one send step: Timer B or F and a margin; an INVITE
+// nobody answers is given up on with a CANCEL.
+const stepTimeout = 40 * time.Second
+
+// Sender is the send path as the runner uses it (uac.Client).
+type Sender interface {
+	Do(ctx context.Context, req *sip.Request, via uac.Via, onProvisional func(uac.Response)) (uac.Response, error)
+	Invite(ctx context.Context, req *sip.Request, via uac.Via, ack func(*sip.Response) (*sip.Request, error), onProvisional func(uac.Response)) (uac.Response, error)
+}
+
+// Result is one step's outcome.
+type Result struct {
+	Index int
+	Step  Step
+	// OK says the step held: a send got a final response, an expect saw the
+	// status it wanted.
+	OK bool
+	// Got is what came (a send's final status, an expect's comparison).
+	Got string
+	Err error
+}
+
+func (r Result) String() string {
+	what := r.Step.Type
+	switch r.Step.Type {
+	case "send":
+		what += " " + r.Step.Method + " " + r.Step.URI
+	case "sleep":
+		what += " " + strconv.Itoa(r.Step.MS) + " ms"
+	case "expect":
+		what += " status " + orNone(r.Step.Status)
+	}
+	outcome := "ok"
+	if !r.OK {
+		outcome = "FAILED"
+	}
+	s := fmt.Sprintf("step %d (%s): %s", r.Index+1, what, outcome)
+	if r.Got != "" {
+		s += ": " + r.Got
+	}
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
+
+// Runner runs scenarios through the send path.
+type Runner struct {
+	Send      Sender
+	IDs       *ids.Generator
+	Clock     clockwork.Clock
+	UserAgent string
+}
+
+// dialog is one the scenario established, for the later requests to its URI.
+type dialog struct {
+	d         uac.Dialog
+	cseq      uint32
+	via       uac.Via
+	transport string
+}
+
+// Run runs sc, handing each step's result to report as it ends, and says
+// whether every step held.
+func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bool {
+	dialogs := map[string]*dialog{} // by request URI
+	var last *sip.Response
+	all := true
+	for i, st := range sc.Steps {
+		res := Result{Index: i, Step: st, OK: true}
+		switch st.Type {
+		case "send":
+			got, err := rn.send(ctx, sc, st, dialogs)
+			last = got
+			switch {
+			case err != nil:
+				res.OK, res.Err = false, err
+			default:
+				res.Got = strconv.Itoa(got.StatusCode) + " " + got.Reason
+			}
+		case "sleep":
+			select {
+			case <-rn.Clock.After(time.Duration(st.MS) * time.Millisecond):
+			case <-ctx.Done():
+				res.OK, res.Err = false, ctx.Err()
+			}
+		case "expect":
+			lo, hi, _ := st.statusRange()
+			switch {
+			case last == nil:
+				res.OK, res.Got = false, "no response to compare"
+			case last.StatusCode < lo || last.StatusCode > hi:
+				res.OK, res.Got = false, fmt.Sprintf("got %d %s, expected %s", last.StatusCode, last.Reason, orNone(st.Status))
+			default:
+				res.Got = fmt.Sprintf("got %d %s", last.StatusCode, last.Reason)
+			}
+		}
+		all = all && res.OK
+		report(res)
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	return all
+}
+
+// send sends one request: inside the dialog an earlier INVITE to the same
+// URI established (BYE after INVITE), else as a new one with a fresh
+// Call-ID, tag and CSeq; a 2xx to an INVITE is ACKed and its dialog kept.
+func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[string]*dialog) (*sip.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	method := sip.RequestMethod(st.Method)
+	contentType := ""
+	for _, h := range st.Headers {
+		if strings.EqualFold(h.Name, "Content-Type") {
+			contentType = h.Value
+		}
+	}
+	if contentType == "" && st.Body != "" {
+		contentType = "application/sdp" // siphond's scenarios carry SDP
+	}
+	var req *sip.Request
+	var err error
+	var via uac.Via
+	existing := dialogs[st.URI]
+	if existing != nil && method != sip.INVITE {
+		existing.cseq++
+		req, err = existing.d.Request(method, existing.cseq, contentType, []byte(st.Body))
+		via = existing.via
+	} else {
+		existing = nil
+		transport := strings.ToLower(orDefault(st.Transport, sc.DefaultTransport))
+		d := uac.Dialog{CallID: rn.IDs.CallID(""), LocalURI: "<" + sc.LocalURI + ">", LocalTag: rn.IDs.Tag(), RemoteURI: "<" + st.URI + ">",
+			RemoteTarget: st.URI, Contact: sc.ContactURI, UserAgent: rn.UserAgent}
+		if d.Contact == "" {
+			d.Contact = sc.LocalURI
+		}
+		req, err = d.Request(method, 1, contentType, []byte(st.Body))
+		if err == nil {
+			via.Dest, err = destination(req.Recipient, transport)
+		}
+		if err == nil && method == sip.INVITE {
+			existing = &dialog{d: d, cseq: 1, via: via, transport: transport}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range st.Headers {
+		if !strings.EqualFold(h.Name, "Content-Type") {
+			sipmsg.ReplaceHeaders(req, h.Name, h.Value)
+		}
+	}
+	if method != sip.INVITE {
+		res, err := rn.Send.Do(ctx, req, via, nil)
+		if err != nil {
+			return nil, err
+		}
+		if method == sip.BYE && res.IsSuccess() {
+			delete(dialogs, st.URI)
+		}
+		return res.Response, nil
+	}
+	cseq := req.CSeq().SeqNo
+	res, err := rn.Send.Invite(ctx, req, via, func(res *sip.Response) (*sip.Request, error) {
+		d := existing.d
+		d.RemoteTag, _ = res.To().Params.Get("tag")
+		if ct := res.Contact(); ct != nil {
+			d.RemoteTarget = ct.Address.String()
+		}
+		d.RouteSet = nil
+		rr := res.GetHeaders("Record-Route")
+		for i := len(rr) - 1; i >= 0; i-- { // a UAC's route set is the reverse (RFC 3261 §12.1.2)
+			d.RouteSet = append(d.RouteSet, rr[i].Value())
+		}
+		return d.Request(sip.ACK, cseq, "", nil)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.IsSuccess() && existing != nil {
+		existing.d.RemoteTag, _ = res.To().Params.Get("tag")
+		if ct := res.Contact(); ct != nil {
+			existing.d.RemoteTarget = ct.Address.String()
+		}
+		existing.d.RouteSet = nil
+		rr := res.GetHeaders("Record-Route")
+		for i := len(rr) - 1; i >= 0; i-- {
+			existing.d.RouteSet = append(existing.d.RouteSet, rr[i].Value())
+		}
+		if res.Edge != "" {
+			existing.via.Edge = res.Edge
+		}
+		// In the dialog the route set says where, or else the remote target,
+		// over the transport the INVITE took.
+		existing.via.Dest = ""
+		if len(existing.d.RouteSet) == 0 {
+			var target sip.Uri
+			if sip.ParseUri(strings.Trim(existing.d.RemoteTarget, "<>"), &target) == nil {
+				existing.via.Dest, _ = destination(target, existing.transport)
+			}
+		}
+		dialogs[st.URI] = existing
+	}
+	return res.Response, nil
+}
+
+// destination is where a request to u goes over transport: its host and
+// port (5060, 5061 for TLS), as the edge's transport:host:port.
+func destination(u sip.Uri, transport string) (string, error) {
+	if transport == "ws" || transport == "wss" {
+		return "", errors.New("ws and wss are not built yet: the edge has no WebSocket transport")
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if transport == "tls" {
+			port = 5061
+		}
+	}
+	return transport + ":" + net.JoinHostPort(u.Host, strconv.Itoa(port)), nil
+}
+
+func orDefault(v, fallback string) string {
+	if v == "" {
+		return fallback
+	}
+	return v
+}

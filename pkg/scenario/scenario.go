@@ -1,0 +1,158 @@
+// Package scenario reads and runs siphond's scripted call flows: JSON files
+// of steps (send, sleep, expect) that go out through the edge's send path
+// with real transactions and dialogs.
+package scenario
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Scenario is siphond's scenario file.
+type Scenario struct {
+	// LocalURI is the From of every request; ContactURI its Contact.
+	LocalURI   string `json:"local_uri"`
+	ContactURI string `json:"contact_uri"`
+	// DefaultTransport is a step's transport when it names none: udp, tcp,
+	// tls, ws or wss.
+	DefaultTransport string `json:"default_transport"`
+	Steps            []Step `json:"steps"`
+}
+
+// Step is one step, tagged by Type.
+type Step struct {
+	Type string `json:"type"`
+	// send: a request of Method to URI with Headers and Body, over Transport.
+	Method    string   `json:"method,omitempty"`
+	URI       string   `json:"uri,omitempty"`
+	Headers   []Header `json:"headers,omitempty"`
+	Body      string   `json:"body,omitempty"`
+	Transport string   `json:"transport,omitempty"`
+	// sleep: MS milliseconds.
+	MS int `json:"ms,omitempty"`
+	// expect: the last send's final response has Status, a code (200) or a
+	// class ("2xx").
+	Status json.RawMessage `json:"status,omitempty"`
+}
+
+// Header is one header a send step adds.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+var transports = map[string]bool{"udp": true, "tcp": true, "tls": true, "ws": true, "wss": true}
+
+// Load reads and checks the scenario file at path; its errors name the file,
+// and the line or the field that is wrong.
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	sc, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", path, err)
+	}
+	return sc, nil
+}
+
+// Parse reads and checks a scenario.
+func Parse(data []byte) (*Scenario, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var sc Scenario
+	if err := dec.Decode(&sc); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			return nil, fmt.Errorf("line %d: %v", line(data, syntax.Offset), err)
+		case errors.As(err, &typ):
+			return nil, fmt.Errorf("line %d: field %s: want %s, not %s", line(data, typ.Offset), typ.Field, typ.Type, typ.Value)
+		}
+		return nil, err // an unknown field: the decoder names it
+	}
+	if sc.DefaultTransport == "" {
+		sc.DefaultTransport = "udp"
+	}
+	if !transports[strings.ToLower(sc.DefaultTransport)] {
+		return nil, fmt.Errorf("field default_transport: %q, want udp, tcp, tls, ws or wss", sc.DefaultTransport)
+	}
+	if sc.LocalURI == "" {
+		sc.LocalURI = "sip:scenario@localhost"
+	}
+	if len(sc.Steps) == 0 {
+		return nil, errors.New("field steps: no steps")
+	}
+	for i := range sc.Steps {
+		if err := sc.Steps[i].check(); err != nil {
+			return nil, fmt.Errorf("field steps[%d]: %w", i, err)
+		}
+	}
+	return &sc, nil
+}
+
+func (s *Step) check() error {
+	switch s.Type {
+	case "send":
+		if s.Method == "" || strings.ToUpper(s.Method) != s.Method {
+			return fmt.Errorf("(send) method %q: want a SIP method in capitals", s.Method)
+		}
+		if !strings.HasPrefix(s.URI, "sip:") && !strings.HasPrefix(s.URI, "sips:") {
+			return fmt.Errorf("(send) uri %q: want a sip: or sips: URI", s.URI)
+		}
+		if s.Transport != "" && !transports[strings.ToLower(s.Transport)] {
+			return fmt.Errorf("(send) transport %q: want udp, tcp, tls, ws or wss", s.Transport)
+		}
+		for j, h := range s.Headers {
+			if h.Name == "" || strings.ContainsAny(h.Name, ": \r\n") {
+				return fmt.Errorf("(send) headers[%d].name %q: want a header name", j, h.Name)
+			}
+		}
+	case "sleep":
+		if s.MS < 0 {
+			return fmt.Errorf("(sleep) ms %d: must not be negative", s.MS)
+		}
+	case "expect":
+		if _, _, err := s.statusRange(); err != nil {
+			return fmt.Errorf("(expect) status: %w", err)
+		}
+	default:
+		return fmt.Errorf("type %q: want send, sleep or expect", s.Type)
+	}
+	return nil
+}
+
+// statusRange is the codes an expect step takes: 200 is [200, 200], "2xx"
+// is [200, 299].
+func (s *Step) statusRange() (lo, hi int, err error) {
+	var n int
+	if json.Unmarshal(s.Status, &n) == nil && n >= 100 && n <= 699 {
+		return n, n, nil
+	}
+	var class string
+	if json.Unmarshal(s.Status, &class) == nil && len(class) == 3 && strings.HasSuffix(strings.ToLower(class), "xx") {
+		if c, err := strconv.Atoi(class[:1]); err == nil && c >= 1 && c <= 6 {
+			return c * 100, c*100 + 99, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%s: want a code (200) or a class (\"2xx\")", orNone(s.Status))
+}
+
+func orNone(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "none"
+	}
+	return string(raw)
+}
+
+// line is the 1-based line of offset in data.
+func line(data []byte, offset int64) int {
+	return bytes.Count(data[:min(int(offset), len(data))], []byte("\n")) + 1
+}
