@@ -16,7 +16,12 @@ import (
 // writeScenario writes a scenario file with the peer's address put in.
 func writeScenario(t *testing.T, src, peer string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "scenario.json")
+	return writeScenarioAs(t, "scenario.json", src, peer)
+}
+
+func writeScenarioAs(t *testing.T, name, src, peer string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(src, "127.0.0.1:5070", peer)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +84,29 @@ func TestScenarioRun(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "got 200 OK, expected 486") {
 		t.Fatalf("expecting 486 from a peer answering 200: exit %d, want 1 and both codes in the report:\n%s", code, out)
 	}
+	// The YAML form behaves like the JSON.
+	yamlOptions := "steps:\n  - type: send\n    method: OPTIONS\n    uri: sip:lab@127.0.0.1:5070\n  - type: expect\n    status: EXPECTED\n"
+	code, out = runOnce(t, writeScenarioAs(t, "options.yaml", strings.Replace(yamlOptions, "EXPECTED", "200", 1), peer.sip))
+	if code != 0 {
+		t.Fatalf("the YAML form expecting 200: exit %d, want 0:\n%s", code, out)
+	}
+	code, out = runOnce(t, writeScenarioAs(t, "options.yaml", strings.Replace(yamlOptions, "EXPECTED", "486", 1), peer.sip))
+	if code != 1 || !strings.Contains(out, "got 200 OK, expected 486") {
+		t.Fatalf("the YAML form expecting 486: exit %d, want 1:\n%s", code, out)
+	}
+	code, out = runOnce(t, writeScenarioAs(t, "bad.yaml", "steps:\n  - type: send\n    method: \"OPTIONS\n", peer.sip))
+	if code != 2 || !strings.Contains(out, "line 3") {
+		t.Fatalf("broken YAML: exit %d, want 2 naming line 3:\n%s", code, out)
+	}
+	code, out = runOnce(t, writeScenarioAs(t, "bad.yaml", "steps:\n  - type: send\n    uri: sip:lab@127.0.0.1\n", peer.sip))
+	if code != 2 || !strings.Contains(out, "steps[0]: (send) method") {
+		t.Fatalf("YAML without a method: exit %d, want 2 naming the field:\n%s", code, out)
+	}
 	for _, bad := range []struct{ src, field string }{
 		{`{"steps": [{"type": "send", "uri": "sip:lab@127.0.0.1"}]}`, "steps[0]"},
 		{`{"steps": [{"type": "dance"}]}`, `type "dance"`},
-		{`{"steps": [{"type": "sleep", "ms": "long"}]}`, "line 1: field steps.ms"},
+		{`{"steps": [{"type": "sleep", "ms": "long"}]}`, "field steps.ms"},
+		{"{\n  \"steps\": [{\"type\": \"sleep\",\n  \"ms\": \"long\"}]\n}", "line 3: field steps.ms"},
 		{`{"steps": [{"type": "send", "method": "OPTIONS", "uri": "sip:a@b", "colour": "red"}]}`, `unknown field "colour"`},
 		{"{\n  \"steps\": [\n    {\"type\": \"expect\", \"status\": \"2yy\"}\n  ]\n}", `steps[0]: (expect) status: "2yy"`},
 	} {

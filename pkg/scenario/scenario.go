@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Scenario is siphond's scenario file.
@@ -55,11 +57,31 @@ func Load(path string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
+	if strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml") {
+		if data, err = yamlToJSON(data); err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", path, err)
+		}
+	}
 	sc, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", path, err)
 	}
 	return sc, nil
+}
+
+// yamlToJSON reads the YAML form: the same fields as the JSON's, checked the
+// same way once turned into JSON (one line of it: a type error then names
+// its field, not a line).
+func yamlToJSON(data []byte) ([]byte, error) {
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, err // yaml's errors name the line
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("not JSON-shaped YAML: %w", err)
+	}
+	return out, nil
 }
 
 // Parse reads and checks a scenario.
@@ -73,6 +95,8 @@ func Parse(data []byte) (*Scenario, error) {
 		switch {
 		case errors.As(err, &syntax):
 			return nil, fmt.Errorf("line %d: %v", line(data, syntax.Offset), err)
+		case errors.As(err, &typ) && !bytes.Contains(data, []byte("\n")):
+			return nil, fmt.Errorf("field %s: want %s, not %s", typ.Field, typ.Type, typ.Value)
 		case errors.As(err, &typ):
 			return nil, fmt.Errorf("line %d: field %s: want %s, not %s", line(data, typ.Offset), typ.Field, typ.Type, typ.Value)
 		}

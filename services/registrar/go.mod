@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/emiago/sipgo v1.7.3
-	github.com/icholy/digest v1.2.0
 	github.com/jonboulle/clockwork v0.5.0
 	github.com/siphon-lab/siphon/pkg v0.0.0
 )
@@ -16,6 +15,7 @@ require (
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.3.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/icholy/digest v1.2.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect
