@@ -278,7 +278,7 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 		return nil, err
 	}
 	return &scenarioRunner{Runner: scenario.Runner{Send: client, IDs: ids.FromEnv("scenario"), Clock: clockwork.NewRealClock(),
-		UserAgent: o.shared.UserAgent}, steps: o.steps}, nil
+		UserAgent: o.shared.UserAgent, Env: os.Getenv}, steps: o.steps}, nil
 }
 
 // scenarioRunner is the scenario runner with the process's step counter.
@@ -360,6 +360,16 @@ func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, clea
 				log.Warn("role did not stop cleanly", "role", r.Name(), "error", err)
 			}
 		})
+	}
+	// A scenario's first request to the edge goes once the edge's
+	// subscriptions are in the server. (Only then: a lab process may start
+	// before its NATS does, and wait for it.)
+	if o.scenario != nil {
+		for _, nc := range conns {
+			if err := nc.FlushTimeout(stopTimeout); err != nil {
+				log.Warn("scenario: NATS not flushed", "error", err)
+			}
+		}
 	}
 	if o.shared.MetricsBind != "" {
 		addr, err := obs.Serve(ctx, o.shared.MetricsBind, metrics, health, log)

@@ -52,11 +52,13 @@ func TestScenarioCall(t *testing.T) {
 	}
 }
 
-// runOnce runs `siphond run file` with its own edge on a free port.
-func runOnce(t *testing.T, file string) (code int, out string) {
+// runOnce runs `siphond run file` with its own edge on a free port; env
+// adds to its environment.
+func runOnce(t *testing.T, file string, env ...string) (code int, out string) {
 	t.Helper()
 	port := strconv.Itoa(testutil.FreePort(t))
 	cmd := exec.Command(siphondBin, "run", file, "--udp-bind", "127.0.0.1:"+port, "--tcp-bind", "127.0.0.1:"+port)
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -114,5 +116,32 @@ func TestScenarioRun(t *testing.T) {
 		if code != 2 || !strings.Contains(out, bad.field) {
 			t.Errorf("scenario %s: exit %d, want 2 naming %s:\n%s", bad.src, code, bad.field, out)
 		}
+	}
+}
+
+// TestScenarioVariables: ${name} in any field, from the environment or from
+// a capture of an earlier response (a header or the body, a regex's first
+// group); an unknown one fails its step.
+func TestScenarioVariables(t *testing.T) {
+	peer := start(t, true, "--mode", "minimal")
+	src := `{"steps": [
+  {"type": "send", "method": "OPTIONS", "uri": "sip:${SCENARIO_USER}@127.0.0.1:5070"},
+  {"type": "capture", "header": "Server", "regex": "siphond/(\\S+)", "var": "version"},
+  {"type": "capture", "header": "To", "regex": "tag=([A-Za-z0-9]+)", "var": "tag"},
+  {"type": "send", "method": "OPTIONS", "uri": "sip:v${version}@127.0.0.1:5070", "headers": [{"name": "X-Seen-Tag", "value": "${tag}"}]},
+  {"type": "expect", "status": 200}
+]}`
+	code, out := runOnce(t, writeScenario(t, src, peer.sip), "SCENARIO_USER=lab")
+	if code != 0 || !strings.Contains(out, "send OPTIONS sip:lab@") || !strings.Contains(out, "version=0.2-refactored") ||
+		!strings.Contains(out, "send OPTIONS sip:v0.2-refactored@") {
+		t.Fatalf("variables from the environment and a capture: exit %d:\n%s", code, out)
+	}
+	code, out = runOnce(t, writeScenario(t, `{"steps": [{"type": "send", "method": "OPTIONS", "uri": "sip:${NOBODY_SET_THIS}@127.0.0.1:5070"}]}`, peer.sip))
+	if code != 1 || !strings.Contains(out, "${NOBODY_SET_THIS}") {
+		t.Fatalf("an unknown variable: exit %d, want 1 naming it:\n%s", code, out)
+	}
+	code, out = runOnce(t, writeScenario(t, `{"steps": [{"type": "capture", "regex": "(", "var": "x"}]}`, peer.sip))
+	if code != 2 || !strings.Contains(out, "(capture) regex") {
+		t.Fatalf("a bad capture regex: exit %d, want 2 naming it:\n%s", code, out)
 	}
 }

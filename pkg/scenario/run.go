@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,8 @@ func (r Result) String() string {
 		what += " " + strconv.Itoa(r.Step.MS) + " ms"
 	case "expect":
 		what += " status " + orNone(r.Step.Status)
+	case "capture":
+		what += " " + r.Step.Var
 	}
 	outcome := "ok"
 	if !r.OK {
@@ -69,6 +72,8 @@ type Runner struct {
 	IDs       *ids.Generator
 	Clock     clockwork.Clock
 	UserAgent string
+	// Env looks up ${NAME} when no capture set it (os.Getenv).
+	Env func(string) string
 }
 
 // dialog is one the scenario established, for the later requests to its URI.
@@ -83,10 +88,18 @@ type dialog struct {
 // whether every step held.
 func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bool {
 	dialogs := map[string]*dialog{} // by request URI
+	vars := map[string]string{"call_number": "1"}
 	var last *sip.Response
 	all := true
 	for i, st := range sc.Steps {
 		res := Result{Index: i, Step: st, OK: true}
+		if err := rn.expand(&st, vars); err != nil {
+			res.OK, res.Err = false, err
+			all = false
+			report(res)
+			continue
+		}
+		res.Step = st
 		switch st.Type {
 		case "send":
 			got, err := rn.send(ctx, sc, st, dialogs)
@@ -102,6 +115,30 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 			case <-rn.Clock.After(time.Duration(st.MS) * time.Millisecond):
 			case <-ctx.Done():
 				res.OK, res.Err = false, ctx.Err()
+			}
+		case "capture":
+			if last == nil {
+				res.OK, res.Got = false, "no response to capture from"
+				break
+			}
+			in := string(last.Body())
+			if st.Header != "" {
+				in = ""
+				if h := last.GetHeader(st.Header); h != nil {
+					in = h.Value()
+				}
+			}
+			m := regexp.MustCompile(st.Regex).FindStringSubmatch(in) // compiled once on load already
+			switch {
+			case m == nil:
+				res.OK, res.Got = false, "no match for "+st.Regex
+			case len(m) > 1:
+				vars[st.Var] = m[1]
+			default:
+				vars[st.Var] = m[0]
+			}
+			if res.OK {
+				res.Got = st.Var + "=" + vars[st.Var]
 			}
 		case "expect":
 			lo, hi, _ := st.statusRange()
@@ -121,6 +158,40 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 		}
 	}
 	return all
+}
+
+// variable is ${name} in a step's fields.
+var variable = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand puts the variables' values in st's fields: captures first, then
+// the environment; an unknown name fails the step.
+func (rn *Runner) expand(st *Step, vars map[string]string) error {
+	var missing string
+	sub := func(s string) string {
+		return variable.ReplaceAllStringFunc(s, func(m string) string {
+			name := m[2 : len(m)-1]
+			if v, ok := vars[name]; ok {
+				return v
+			}
+			if rn.Env != nil {
+				if v := rn.Env(name); v != "" {
+					return v
+				}
+			}
+			missing = name
+			return m
+		})
+	}
+	st.Method, st.URI, st.Body, st.Transport = sub(st.Method), sub(st.URI), sub(st.Body), sub(st.Transport)
+	hs := make([]Header, len(st.Headers))
+	for i, h := range st.Headers {
+		hs[i] = Header{Name: h.Name, Value: sub(h.Value)}
+	}
+	st.Headers = hs
+	if missing != "" {
+		return fmt.Errorf("${%s}: no capture and no environment variable of that name", missing)
+	}
+	return nil
 }
 
 // send sends one request: inside the dialog an earlier INVITE to the same

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -40,6 +41,12 @@ type Step struct {
 	// expect: the last send's final response has Status, a code (200) or a
 	// class ("2xx").
 	Status json.RawMessage `json:"status,omitempty"`
+	// capture: Regex (its first group, or the whole match) from the last
+	// response's Header, or its body when Header is empty, into Var: later
+	// steps read it as ${Var}.
+	Header string `json:"header,omitempty"`
+	Regex  string `json:"regex,omitempty"`
+	Var    string `json:"var,omitempty"`
 }
 
 // Header is one header a send step adds.
@@ -49,6 +56,9 @@ type Header struct {
 }
 
 var transports = map[string]bool{"udp": true, "tcp": true, "tls": true, "ws": true, "wss": true}
+
+// validName is a variable's name.
+var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Load reads and checks the scenario file at path; its errors name the file,
 // and the line or the field that is wrong.
@@ -147,8 +157,15 @@ func (s *Step) check() error {
 		if _, _, err := s.statusRange(); err != nil {
 			return fmt.Errorf("(expect) status: %w", err)
 		}
+	case "capture":
+		if !validName.MatchString(s.Var) {
+			return fmt.Errorf("(capture) var %q: want a name of letters, digits and _", s.Var)
+		}
+		if _, err := regexp.Compile(s.Regex); err != nil || s.Regex == "" {
+			return fmt.Errorf("(capture) regex %q: want a regular expression (Go's RE2 syntax)", s.Regex)
+		}
 	default:
-		return fmt.Errorf("type %q: want send, sleep or expect", s.Type)
+		return fmt.Errorf("type %q: want send, sleep, expect or capture", s.Type)
 	}
 	return nil
 }
