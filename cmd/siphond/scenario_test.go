@@ -145,3 +145,31 @@ func TestScenarioVariables(t *testing.T) {
 		t.Fatalf("a bad capture regex: exit %d, want 2 naming it:\n%s", code, out)
 	}
 }
+
+// TestScenarioDigest: credentials answer a challenge by themselves (RFC
+// 3261 §22.2): a register step's 401 from the registrar (--auth) and an
+// INVITE's 407 from the proxy; without them the challenge is the final.
+func TestScenarioDigest(t *testing.T) {
+	reg := start(t, true, "--mode", "registrar", "--auth")
+	src := `{"auth": {"username": "alice", "password": "secret123"}, "contact_uri": "sip:alice@192.0.2.50:5060",
+  "steps": [{"type": "register", "uri": "sip:127.0.0.1:5070", "user": "alice", "expires": 300}, {"type": "expect", "status": 200}]}`
+	if code, out := runOnce(t, writeScenario(t, src, reg.sip)); code != 0 || !strings.Contains(out, "register alice") {
+		t.Fatalf("register with digest: exit %d, want 0:\n%s", code, out)
+	}
+	noAuth := strings.Replace(src, `"auth": {"username": "alice", "password": "secret123"}, `, "", 1)
+	if code, out := runOnce(t, writeScenario(t, noAuth, reg.sip)); code != 1 || !strings.Contains(out, "got 401") {
+		t.Fatalf("register without credentials: exit %d, want 1 with the 401:\n%s", code, out)
+	}
+
+	proxy := start(t, true, "--mode", "proxy", "--domain", "example.com", "--auth")
+	invite := `{"local_uri": "sip:alice@example.com", "auth": {"username": "alice", "password": "secret123"},
+  "steps": [{"type": "send", "method": "INVITE", "uri": "sip:nobody@example.com", "transport": "udp", "body": "v=0\r\n"}, {"type": "expect", "status": 404}]}`
+	src = strings.Replace(invite, `"transport": "udp"`, `"transport": "udp", "headers": [{"name": "Route", "value": "<sip:127.0.0.1:5070;lr>"}]`, 1)
+	if code, out := runOnce(t, writeScenario(t, src, proxy.sip)); code != 0 {
+		t.Fatalf("INVITE through the proxy with digest: exit %d, want 0 (the 407 answered, then 404):\n%s", code, out)
+	}
+	noAuth = strings.Replace(src, `"auth": {"username": "alice", "password": "secret123"},`, "", 1)
+	if code, out := runOnce(t, writeScenario(t, noAuth, proxy.sip)); code != 1 || !strings.Contains(out, "got 407") {
+		t.Fatalf("INVITE without credentials: exit %d, want 1 with the 407:\n%s", code, out)
+	}
+}

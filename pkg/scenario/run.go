@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/icholy/digest"
+
 	"github.com/emiago/sipgo/sip"
 	"github.com/jonboulle/clockwork"
 
@@ -51,6 +53,8 @@ func (r Result) String() string {
 		what += " status " + orNone(r.Step.Status)
 	case "capture":
 		what += " " + r.Step.Var
+	case "register":
+		what += " " + r.Step.User + " at " + r.Step.URI
 	}
 	outcome := "ok"
 	if !r.OK {
@@ -100,6 +104,9 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 			continue
 		}
 		res.Step = st
+		if st.Type == "register" {
+			st = registerStep(sc, st)
+		}
 		switch st.Type {
 		case "send":
 			got, err := rn.send(ctx, sc, st, dialogs)
@@ -221,7 +228,11 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 	} else {
 		existing = nil
 		transport := strings.ToLower(orDefault(st.Transport, sc.DefaultTransport))
-		d := uac.Dialog{CallID: rn.IDs.CallID(""), LocalURI: "<" + sc.LocalURI + ">", LocalTag: rn.IDs.Tag(), RemoteURI: "<" + st.URI + ">",
+		local, remote := sc.LocalURI, st.URI
+		if st.from != "" { // a REGISTER's From and To are the address-of-record
+			local, remote = st.from, st.from
+		}
+		d := uac.Dialog{CallID: rn.IDs.CallID(""), LocalURI: "<" + local + ">", LocalTag: rn.IDs.Tag(), RemoteURI: "<" + remote + ">",
 			RemoteTarget: st.URI, Contact: sc.ContactURI, UserAgent: rn.UserAgent}
 		if d.Contact == "" {
 			d.Contact = sc.LocalURI
@@ -242,8 +253,24 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 			sipmsg.ReplaceHeaders(req, h.Name, h.Value)
 		}
 	}
+	if r := req.GetHeader("Route"); r != nil && via.Dest != "" {
+		// A Route the step gave (an outbound proxy): the first hop is where
+		// the request goes (RFC 3261 §8.1.2).
+		if first, err := uac.RouteURI(strings.Split(r.Value(), ",")[0]); err == nil {
+			via.Dest, _ = destination(first, strings.ToLower(orDefault(st.Transport, sc.DefaultTransport)))
+		}
+	}
+	auth := st.Auth
+	if auth == nil {
+		auth = sc.Auth
+	}
 	if method != sip.INVITE {
 		res, err := rn.Send.Do(ctx, req, via, nil)
+		if err == nil && auth != nil && (res.StatusCode == 401 || res.StatusCode == 407) {
+			if again, ok := answer(req, res.Response, auth); ok {
+				res, err = rn.Send.Do(ctx, again, via, nil)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -252,20 +279,13 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		}
 		return res.Response, nil
 	}
-	cseq := req.CSeq().SeqNo
-	res, err := rn.Send.Invite(ctx, req, via, func(res *sip.Response) (*sip.Request, error) {
-		d := existing.d
-		d.RemoteTag, _ = res.To().Params.Get("tag")
-		if ct := res.Contact(); ct != nil {
-			d.RemoteTarget = ct.Address.String()
+	res, err := rn.invite(ctx, req, via, existing)
+	if err == nil && auth != nil && (res.StatusCode == 401 || res.StatusCode == 407) {
+		if again, ok := answer(req, res.Response, auth); ok {
+			existing.cseq = again.CSeq().SeqNo
+			res, err = rn.invite(ctx, again, via, existing)
 		}
-		d.RouteSet = nil
-		rr := res.GetHeaders("Record-Route")
-		for i := len(rr) - 1; i >= 0; i-- { // a UAC's route set is the reverse (RFC 3261 §12.1.2)
-			d.RouteSet = append(d.RouteSet, rr[i].Value())
-		}
-		return d.Request(sip.ACK, cseq, "", nil)
-	}, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +314,69 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		dialogs[st.URI] = existing
 	}
 	return res.Response, nil
+}
+
+// invite sends an INVITE whose 2xx is ACKed (in its dialog, along its
+// Record-Route reversed: a UAC's route set, RFC 3261 §12.1.2).
+func (rn *Runner) invite(ctx context.Context, req *sip.Request, via uac.Via, dl *dialog) (uac.Response, error) {
+	cseq := req.CSeq().SeqNo
+	return rn.Send.Invite(ctx, req, via, func(res *sip.Response) (*sip.Request, error) {
+		d := dl.d
+		d.RemoteTag, _ = res.To().Params.Get("tag")
+		if ct := res.Contact(); ct != nil {
+			d.RemoteTarget = ct.Address.String()
+		}
+		d.RouteSet = nil
+		rr := res.GetHeaders("Record-Route")
+		for i := len(rr) - 1; i >= 0; i-- {
+			d.RouteSet = append(d.RouteSet, rr[i].Value())
+		}
+		return d.Request(sip.ACK, cseq, "", nil)
+	}, nil)
+}
+
+// answer is req again with a digest answering res's challenge (RFC 3261
+// §22.2): the same Call-ID and tag, CSeq one higher; false when res has no
+// challenge this can answer.
+func answer(req *sip.Request, res *sip.Response, auth *Auth) (*sip.Request, bool) {
+	challenge, header := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		challenge, header = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	for _, h := range res.GetHeaders(challenge) {
+		chal, err := digest.ParseChallenge(h.Value())
+		if err != nil || !digest.CanDigest(chal) {
+			continue
+		}
+		creds, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(),
+			Username: auth.Username, Password: auth.Password, Count: 1})
+		if err != nil {
+			continue
+		}
+		again := req.Clone()
+		again.RemoveHeader("Via") // a new transaction: the edge puts its own
+		sipmsg.ReplaceHeaders(again, header, creds.String())
+		again.CSeq().SeqNo++
+		return again, true
+	}
+	return nil, false
+}
+
+// registerStep is a register step as the send it stands for.
+func registerStep(sc *Scenario, st Step) Step {
+	var u sip.Uri
+	_ = sip.ParseUri(st.URI, &u)
+	aor := "sip:" + st.User + "@" + u.Host
+	expires := 3600
+	if st.Expires != nil {
+		expires = *st.Expires
+	}
+	contact := sc.ContactURI
+	if contact == "" {
+		contact = sc.LocalURI
+	}
+	return Step{Type: "send", Method: "REGISTER", URI: st.URI, Transport: st.Transport, Auth: st.Auth, from: aor,
+		Headers: append([]Header{{Name: "Contact", Value: "<" + contact + ">"}, {Name: "Expires", Value: strconv.Itoa(expires)}}, st.Headers...)}
 }
 
 // destination is where a request to u goes over transport: its host and

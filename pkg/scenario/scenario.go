@@ -24,7 +24,16 @@ type Scenario struct {
 	// DefaultTransport is a step's transport when it names none: udp, tcp,
 	// tls, ws or wss.
 	DefaultTransport string `json:"default_transport"`
-	Steps            []Step `json:"steps"`
+	// Auth answers a 401 or 407 by itself: the request again with its
+	// digest (a step's own Auth wins).
+	Auth  *Auth  `json:"auth,omitempty"`
+	Steps []Step `json:"steps"`
+}
+
+// Auth is digest credentials (RFC 8760: MD5, SHA-256, SHA-512-256).
+type Auth struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // Step is one step, tagged by Type.
@@ -41,6 +50,14 @@ type Step struct {
 	// expect: the last send's final response has Status, a code (200) or a
 	// class ("2xx").
 	Status json.RawMessage `json:"status,omitempty"`
+	// register: a REGISTER for User at the registrar URI (From and To
+	// sip:User@its host, Contact the scenario's, Expires).
+	User    string `json:"user,omitempty"`
+	Expires *int   `json:"expires,omitempty"`
+	// Auth, when set, answers this step's 401 or 407.
+	Auth *Auth `json:"auth,omitempty"`
+	// from is a register step's address-of-record (its From and To).
+	from string
 	// capture: Regex (its first group, or the whole match) from the last
 	// response's Header, or its body when Header is empty, into Var: later
 	// steps read it as ${Var}.
@@ -124,12 +141,25 @@ func Parse(data []byte) (*Scenario, error) {
 	if len(sc.Steps) == 0 {
 		return nil, errors.New("field steps: no steps")
 	}
+	for _, a := range append([]*Auth{sc.Auth}, authsOf(sc.Steps)...) {
+		if a != nil && a.Username == "" {
+			return nil, errors.New("field auth.username: want the user to authenticate as")
+		}
+	}
 	for i := range sc.Steps {
 		if err := sc.Steps[i].check(); err != nil {
 			return nil, fmt.Errorf("field steps[%d]: %w", i, err)
 		}
 	}
 	return &sc, nil
+}
+
+func authsOf(steps []Step) []*Auth {
+	var out []*Auth
+	for _, s := range steps {
+		out = append(out, s.Auth)
+	}
+	return out
 }
 
 func (s *Step) check() error {
@@ -149,6 +179,16 @@ func (s *Step) check() error {
 				return fmt.Errorf("(send) headers[%d].name %q: want a header name", j, h.Name)
 			}
 		}
+	case "register":
+		if !strings.HasPrefix(s.URI, "sip:") && !strings.HasPrefix(s.URI, "sips:") {
+			return fmt.Errorf("(register) uri %q: want the registrar's sip: URI", s.URI)
+		}
+		if s.User == "" {
+			return errors.New("(register) user: want the user to register")
+		}
+		if s.Expires != nil && *s.Expires < 0 {
+			return fmt.Errorf("(register) expires %d: must not be negative", *s.Expires)
+		}
 	case "sleep":
 		if s.MS < 0 {
 			return fmt.Errorf("(sleep) ms %d: must not be negative", s.MS)
@@ -165,7 +205,7 @@ func (s *Step) check() error {
 			return fmt.Errorf("(capture) regex %q: want a regular expression (Go's RE2 syntax)", s.Regex)
 		}
 	default:
-		return fmt.Errorf("type %q: want send, sleep, expect or capture", s.Type)
+		return fmt.Errorf("type %q: want send, register, sleep, expect or capture", s.Type)
 	}
 	return nil
 }
