@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,10 @@ type options struct {
 	// `siphond run`; oneShot says it is the latter.
 	scenario *scenario.Scenario
 	oneShot  bool
+	// calls and report are `siphond run`'s own flags: --calls, --rate,
+	// --concurrency, --inf; --report.
+	calls  *scenario.Calls
+	report string
 	// connect and steps are set by start: the bus, the scenario's counter.
 	connect func(name string) (*nats.Conn, error)
 	steps   *prometheus.CounterVec
@@ -94,6 +99,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 2
 }
 
+// runFlags takes `siphond run`'s own flags out of args and returns the rest.
+func (o *options) runFlags(args []string) ([]string, error) {
+	var rest []string
+	calls := scenario.Calls{Calls: 1, Concurrency: 10}
+	seen := false
+	for i := 0; i < len(args); i++ {
+		name, value, inline := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		switch name {
+		case "calls", "rate", "concurrency", "report", "inf":
+		default:
+			rest = append(rest, args[i])
+			continue
+		}
+		if !inline {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("--%s: wants a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		var err error
+		switch name {
+		case "calls":
+			calls.Calls, err = strconv.Atoi(value)
+			if err == nil && calls.Calls < 1 {
+				err = errors.New("at least 1")
+			}
+			seen = true
+		case "rate":
+			calls.Rate, err = strconv.ParseFloat(value, 64)
+			if err == nil && calls.Rate < 0 {
+				err = errors.New("not negative")
+			}
+			seen = true
+		case "concurrency":
+			calls.Concurrency, err = strconv.Atoi(value)
+			if err == nil && calls.Concurrency < 1 {
+				err = errors.New("at least 1")
+			}
+			seen = true
+		case "report":
+			o.report = value
+			if !strings.HasSuffix(value, ".xml") && !strings.HasSuffix(value, ".json") {
+				err = errors.New("want a .xml (JUnit) or .json file")
+			}
+		case "inf":
+			calls.Rows, err = scenario.ReadRows(value)
+			seen = true
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--%s %s: %w", name, value, err)
+		}
+	}
+	if seen {
+		o.calls = &calls
+	}
+	return rest, nil
+}
+
 // runScenario is `siphond run FILE [flags]`: an edge of its own (the
 // transport flags bind its sockets), the scenario once, each step's result
 // on stdout; 0 when every step held, 1 when one did not, 2 for a file or a
@@ -105,8 +169,13 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	path := args[0]
 	var o options
+	rest, err := o.runFlags(args[1:])
+	if err != nil {
+		fmt.Fprintf(stderr, "siphond run: %v\n", err)
+		return 2
+	}
 	fs := o.flagSet()
-	set, err := config.Parse(fs, args[1:], getenv)
+	set, err := config.Parse(fs, rest, getenv)
 	if err == nil {
 		if !set["metrics-bind"] {
 			o.shared.MetricsBind = "" // a one-shot run serves no metrics unless asked
@@ -119,6 +188,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	if err == nil {
 		o.scenario, err = scenario.Load(path)
+		o.shared.Scenario = path
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "siphond run: %v\n", err)
@@ -126,6 +196,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	md, _ := mode.Lookup("minimal")
 	o.oneShot = true
+	if o.report != "" && o.calls == nil {
+		o.calls = &scenario.Calls{Calls: 1, Concurrency: 1}
+	}
 	return o.serve(ctx, plan{mode: md, roles: []string{mode.RoleEdge}}, stdout, stderr, getenv)
 }
 
@@ -229,6 +302,27 @@ func (o *options) serve(ctx context.Context, p plan, stdout, stderr io.Writer, g
 	if err != nil {
 		log.Error("siphond could not start", "error", err)
 		return 1
+	}
+	if o.oneShot && o.calls != nil {
+		sum := runner.RunCalls(ctx, o.scenario, *o.calls, stderr)
+		for _, c := range sum.Calls {
+			for _, r := range c.Steps {
+				if !r.OK {
+					fmt.Fprintf(stdout, "call %d: %s\n", c.Call, r)
+				}
+			}
+		}
+		fmt.Fprintln(stdout, sum)
+		if o.report != "" {
+			if err := sum.WriteReport(o.report, o.shared.Scenario); err != nil {
+				fmt.Fprintf(stderr, "siphond run: --report: %v\n", err)
+				return 2
+			}
+		}
+		if sum.Failed > 0 || len(sum.Calls) < o.calls.Calls {
+			return 1
+		}
+		return 0
 	}
 	if o.oneShot {
 		ok := runner.Run(ctx, o.scenario, func(r scenario.Result) { fmt.Fprintln(stdout, r) })

@@ -52,12 +52,16 @@ func TestScenarioCall(t *testing.T) {
 	}
 }
 
-// runOnce runs `siphond run file` with its own edge on a free port; env
-// adds to its environment.
-func runOnce(t *testing.T, file string, env ...string) (code int, out string) {
+// runOnce runs `siphond run file` with its own edge on a free port; the
+// NAME=value arguments first are added to its environment, the rest are flags.
+func runOnce(t *testing.T, file string, args ...string) (code int, out string) {
 	t.Helper()
 	port := strconv.Itoa(testutil.FreePort(t))
-	cmd := exec.Command(siphondBin, "run", file, "--udp-bind", "127.0.0.1:"+port, "--tcp-bind", "127.0.0.1:"+port)
+	var env []string
+	for len(args) > 0 && strings.Contains(args[0], "=") && !strings.HasPrefix(args[0], "-") {
+		env, args = append(env, args[0]), args[1:] // NAME=value first: the environment
+	}
+	cmd := exec.Command(siphondBin, append([]string{"run", file, "--udp-bind", "127.0.0.1:" + port, "--tcp-bind", "127.0.0.1:" + port}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -171,5 +175,42 @@ func TestScenarioDigest(t *testing.T) {
 	noAuth = strings.Replace(src, `"auth": {"username": "alice", "password": "secret123"},`, "", 1)
 	if code, out := runOnce(t, writeScenario(t, noAuth, proxy.sip)); code != 1 || !strings.Contains(out, "got 407") {
 		t.Fatalf("INVITE without credentials: exit %d, want 1 with the 407:\n%s", code, out)
+	}
+}
+
+// TestScenarioCalls: --calls with --rate and --concurrency runs the
+// scenario as many calls (progress on stderr, a summary on stdout), each
+// with its row of an --inf CSV as variables; --report writes JUnit XML or
+// voip_patrol-style JSON; one failed call makes the exit 1.
+func TestScenarioCalls(t *testing.T) {
+	peer := start(t, true, "--mode", "minimal")
+	file := writeScenario(t, `{"steps": [{"type": "send", "method": "OPTIONS", "uri": "sip:${user}@127.0.0.1:5070"}, {"type": "expect", "status": "${want}"}]}`, peer.sip)
+	dir := t.TempDir()
+	inf := filepath.Join(dir, "users.csv")
+	if err := os.WriteFile(inf, []byte("SEQUENTIAL\nuser;want\nann;2xx\nben;2xx\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	junit, report := filepath.Join(dir, "report.xml"), filepath.Join(dir, "report.json")
+	code, out := runOnce(t, file, "--calls", "20", "--rate", "100", "--concurrency", "5", "--inf", inf, "--report", junit)
+	if code != 0 || !strings.Contains(out, "calls: 20, 20 passed, 0 failed") {
+		t.Fatalf("20 calls: exit %d, want 0 and all passed:\n%s", code, out)
+	}
+	xmlReport, err := os.ReadFile(junit)
+	if err != nil || !strings.Contains(string(xmlReport), `tests="20" failures="0"`) || strings.Count(string(xmlReport), "<testcase ") != 20 {
+		t.Fatalf("JUnit report: want 20 test cases, none failed:\n%s %v", xmlReport, err)
+	}
+	if err := os.WriteFile(inf, []byte("user;want\nann;2xx\nben;486\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runOnce(t, file, "--calls", "4", "--rate", "100", "--inf", inf, "--report", report)
+	if code != 1 || !strings.Contains(out, "2 passed, 2 failed") {
+		t.Fatalf("every other call expecting 486: exit %d, want 1 and 2 failed:\n%s", code, out)
+	}
+	jsonReport, err := os.ReadFile(report)
+	if err != nil || !strings.Contains(string(jsonReport), `"result": "FAIL"`) || !strings.Contains(string(jsonReport), "sip:ben@") {
+		t.Fatalf("JSON report: want the failed calls, ben's among them:\n%s %v", jsonReport, err)
+	}
+	if code, out := runOnce(t, file, "--calls", "0"); code != 2 || !strings.Contains(out, "--calls") {
+		t.Fatalf("--calls 0: exit %d, want 2 naming the flag:\n%s", code, out)
 	}
 }

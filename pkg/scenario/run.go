@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -40,6 +41,8 @@ type Result struct {
 	// Got is what came (a send's final status, an expect's comparison).
 	Got string
 	Err error
+	// Elapsed is how long the step took (a send's response time).
+	Elapsed time.Duration
 }
 
 func (r Result) String() string {
@@ -91,8 +94,11 @@ type dialog struct {
 // Run runs sc, handing each step's result to report as it ends, and says
 // whether every step held.
 func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bool {
+	return rn.run(ctx, sc, map[string]string{"call_number": "1"}, report)
+}
+
+func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string, report func(Result)) bool {
 	dialogs := map[string]*dialog{} // by request URI
-	vars := map[string]string{"call_number": "1"}
 	var last *sip.Response
 	all := true
 	for i, st := range sc.Steps {
@@ -107,6 +113,7 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 		if st.Type == "register" {
 			st = registerStep(sc, st)
 		}
+		t0 := rn.Clock.Now()
 		switch st.Type {
 		case "send":
 			got, err := rn.send(ctx, sc, st, dialogs)
@@ -148,8 +155,10 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 				res.Got = st.Var + "=" + vars[st.Var]
 			}
 		case "expect":
-			lo, hi, _ := st.statusRange()
+			lo, hi, err := st.statusRange()
 			switch {
+			case err != nil:
+				res.OK, res.Err = false, fmt.Errorf("status: %w", err)
 			case last == nil:
 				res.OK, res.Got = false, "no response to compare"
 			case last.StatusCode < lo || last.StatusCode > hi:
@@ -158,6 +167,7 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 				res.Got = fmt.Sprintf("got %d %s", last.StatusCode, last.Reason)
 			}
 		}
+		res.Elapsed = rn.Clock.Since(t0)
 		all = all && res.OK
 		report(res)
 		if ctx.Err() != nil {
@@ -190,6 +200,13 @@ func (rn *Runner) expand(st *Step, vars map[string]string) error {
 		})
 	}
 	st.Method, st.URI, st.Body, st.Transport = sub(st.Method), sub(st.URI), sub(st.Body), sub(st.Transport)
+	var status string
+	if json.Unmarshal(st.Status, &status) == nil && variable.MatchString(status) {
+		st.Status, _ = json.Marshal(sub(status))
+		if n, err := strconv.Atoi(strings.Trim(string(st.Status), `"`)); err == nil {
+			st.Status, _ = json.Marshal(n) // "486" from a variable is the code 486
+		}
+	}
 	hs := make([]Header, len(st.Headers))
 	for i, h := range st.Headers {
 		hs[i] = Header{Name: h.Name, Value: sub(h.Value)}

@@ -1,0 +1,291 @@
+package scenario
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Calls is how many calls a run makes of a scenario: Calls of them, started
+// at Rate per second, at most Concurrency at once, each with its row of
+// Rows (a CSV, like SIPp's -inf) as variables.
+type Calls struct {
+	Calls, Concurrency int
+	Rate               float64
+	Rows               []map[string]string
+}
+
+// CallResult is one call of a run: its steps' results and how long it took.
+type CallResult struct {
+	Call    int
+	Passed  bool
+	Steps   []Result
+	Elapsed time.Duration
+	// SendTimes are its send steps' response times.
+	SendTimes []time.Duration
+}
+
+// Summary is a run's outcome.
+type Summary struct {
+	Calls   []CallResult
+	Passed  int
+	Failed  int
+	Elapsed time.Duration
+}
+
+// RunCalls runs sc as l says, writing progress to progress once a second,
+// and returns every call's result.
+func (rn *Runner) RunCalls(ctx context.Context, sc *Scenario, l Calls, progress io.Writer) Summary {
+	results := make([]CallResult, l.Calls)
+	var mu sync.Mutex
+	started, passed, failed := 0, 0, 0
+	slots := make(chan struct{}, max(1, l.Concurrency))
+	var wg sync.WaitGroup
+	begin := rn.Clock.Now()
+	tick := rn.Clock.NewTicker(time.Second)
+	defer tick.Stop()
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-tick.Chan():
+				mu.Lock()
+				elapsed := rn.Clock.Since(begin).Seconds()
+				fmt.Fprintf(progress, "calls: %d started, %d passed, %d failed, %.1f/s\n", started, passed, failed, float64(passed+failed)/max(elapsed, 0.001))
+				mu.Unlock()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	interval := time.Duration(0)
+	if l.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / l.Rate)
+	}
+	for i := range l.Calls {
+		if interval > 0 && i > 0 {
+			select {
+			case <-rn.Clock.After(begin.Add(time.Duration(i) * interval).Sub(rn.Clock.Now())):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		mu.Lock()
+		started++
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			vars := map[string]string{"call_number": strconv.Itoa(i + 1)}
+			if len(l.Rows) > 0 {
+				for k, v := range l.Rows[i%len(l.Rows)] {
+					vars[k] = v
+				}
+			}
+			cr := CallResult{Call: i + 1}
+			t0 := rn.Clock.Now()
+			cr.Passed = rn.run(ctx, sc, vars, func(r Result) {
+				cr.Steps = append(cr.Steps, r)
+				if r.Step.Type == "send" || r.Step.Type == "register" {
+					cr.SendTimes = append(cr.SendTimes, r.Elapsed)
+				}
+			})
+			cr.Elapsed = rn.Clock.Since(t0)
+			mu.Lock()
+			results[i] = cr
+			if cr.Passed {
+				passed++
+			} else {
+				failed++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	sum := Summary{Calls: results[:started], Elapsed: rn.Clock.Since(begin)}
+	for _, c := range sum.Calls {
+		if c.Passed {
+			sum.Passed++
+		} else {
+			sum.Failed++
+		}
+	}
+	return sum
+}
+
+// Percentiles are the send steps' response times at p50, p90, p99 and the most.
+func (s Summary) Percentiles() (p50, p90, p99, most time.Duration) {
+	var all []time.Duration
+	for _, c := range s.Calls {
+		all = append(all, c.SendTimes...)
+	}
+	if len(all) == 0 {
+		return 0, 0, 0, 0
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	at := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
+	return at(.50), at(.90), at(.99), all[len(all)-1]
+}
+
+func (s Summary) String() string {
+	p50, p90, p99, most := s.Percentiles()
+	rate := float64(len(s.Calls)) / max(s.Elapsed.Seconds(), 0.001)
+	return fmt.Sprintf("calls: %d, %d passed, %d failed in %v (%.1f/s); send response times p50 %v p90 %v p99 %v max %v",
+		len(s.Calls), s.Passed, s.Failed, s.Elapsed.Round(time.Millisecond), rate,
+		p50.Round(time.Microsecond), p90.Round(time.Microsecond), p99.Round(time.Microsecond), most.Round(time.Microsecond))
+}
+
+// WriteReport writes s to path: JUnit XML for .xml (one test case per call,
+// a failure naming its first failed step), JSON otherwise.
+func (s Summary) WriteReport(path, name string) error {
+	var data []byte
+	var err error
+	if strings.HasSuffix(path, ".xml") {
+		type failure struct {
+			Message string `xml:"message,attr"`
+			Text    string `xml:",chardata"`
+		}
+		type testcase struct {
+			Name    string   `xml:"name,attr"`
+			Time    string   `xml:"time,attr"`
+			Failure *failure `xml:"failure,omitempty"`
+		}
+		type testsuite struct {
+			XMLName  xml.Name   `xml:"testsuite"`
+			Name     string     `xml:"name,attr"`
+			Tests    int        `xml:"tests,attr"`
+			Failures int        `xml:"failures,attr"`
+			Time     string     `xml:"time,attr"`
+			Cases    []testcase `xml:"testcase"`
+		}
+		ts := testsuite{Name: name, Tests: len(s.Calls), Failures: s.Failed, Time: secs(s.Elapsed)}
+		for _, c := range s.Calls {
+			tc := testcase{Name: "call " + strconv.Itoa(c.Call), Time: secs(c.Elapsed)}
+			if !c.Passed {
+				var lines []string
+				for _, r := range c.Steps {
+					lines = append(lines, r.String())
+				}
+				tc.Failure = &failure{Message: firstFailure(c), Text: strings.Join(lines, "\n")}
+			}
+			ts.Cases = append(ts.Cases, tc)
+		}
+		data, err = xml.MarshalIndent(ts, "", "  ")
+		data = append([]byte(xml.Header), data...)
+	} else {
+		type step struct {
+			Step   int    `json:"step"`
+			Type   string `json:"type"`
+			Result string `json:"result"` // PASS or FAIL, as voip_patrol
+			Detail string `json:"detail"`
+		}
+		type call struct {
+			Call    int     `json:"call"`
+			Result  string  `json:"result"`
+			Seconds float64 `json:"seconds"`
+			Steps   []step  `json:"steps"`
+		}
+		out := struct {
+			Scenario string `json:"scenario"`
+			Calls    int    `json:"calls"`
+			Passed   int    `json:"passed"`
+			Failed   int    `json:"failed"`
+			Results  []call `json:"results"`
+		}{Scenario: name, Calls: len(s.Calls), Passed: s.Passed, Failed: s.Failed}
+		for _, c := range s.Calls {
+			cj := call{Call: c.Call, Result: verdict(c.Passed), Seconds: c.Elapsed.Seconds()}
+			for _, r := range c.Steps {
+				cj.Steps = append(cj.Steps, step{Step: r.Index + 1, Type: r.Step.Type, Result: verdict(r.OK), Detail: r.String()})
+			}
+			out.Results = append(out.Results, cj)
+		}
+		data, err = json.MarshalIndent(out, "", "  ")
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
+
+func firstFailure(c CallResult) string {
+	for _, r := range c.Steps {
+		if !r.OK {
+			return r.String()
+		}
+	}
+	return "failed"
+}
+
+// ReadRows reads a CSV of variables, one row per call: a header line names
+// them, ";" or "," separates fields (SIPp's SEQUENTIAL/RANDOM first line is
+// skipped).
+func ReadRows(path string) ([]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--inf: %w", err)
+	}
+	defer f.Close()
+	var names []string
+	var rows []map[string]string
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || line == "SEQUENTIAL" || line == "RANDOM" {
+			continue
+		}
+		sep := ";"
+		if !strings.Contains(line, ";") {
+			sep = ","
+		}
+		fields := strings.Split(line, sep)
+		if names == nil {
+			for _, f := range fields {
+				if !validName.MatchString(strings.TrimSpace(f)) {
+					return nil, fmt.Errorf("--inf %s: line %d: the header names the variables: %q is not a name", path, n, f)
+				}
+				names = append(names, strings.TrimSpace(f))
+			}
+			continue
+		}
+		if len(fields) != len(names) {
+			return nil, fmt.Errorf("--inf %s: line %d: %d fields, the header names %d", path, n, len(fields), len(names))
+		}
+		row := map[string]string{}
+		for i, f := range fields {
+			row[names[i]] = strings.TrimSpace(f)
+		}
+		rows = append(rows, row)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--inf %s: %w", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("--inf " + path + ": no rows")
+	}
+	return rows, nil
+}
