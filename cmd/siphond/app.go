@@ -18,7 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/siphon-lab/siphon/pkg/scenario"
+	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/uac"
+	"github.com/siphon-lab/siphon/pkg/wire"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
@@ -49,9 +51,12 @@ type options struct {
 	// --concurrency, --inf; --report.
 	calls  *scenario.Calls
 	report string
+	// localAddr is `siphond run`'s own edge's UDP address (${local_addr}).
+	localAddr string
 	// connect and steps are set by start: the bus, the scenario's counter.
 	connect func(name string) (*nats.Conn, error)
 	steps   *prometheus.CounterVec
+	metrics *obs.Metrics
 }
 
 func (o *options) flagSet() *flag.FlagSet {
@@ -184,6 +189,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			o.shared.LogLevel = "warn"
 		}
 		o.shared.Scenario = ""
+		o.localAddr = fs.Lookup("udp-bind").Value.String()
 		_, err = o.validate(set)
 	}
 	if err == nil {
@@ -194,7 +200,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fmt.Fprintf(stderr, "siphond run: %v\n", err)
 		return 2
 	}
-	md, _ := mode.Lookup("minimal")
+	md := mode.Scenario // every request the run's edge gets is the scenario's
 	o.oneShot = true
 	if o.report != "" && o.calls == nil {
 		o.calls = &scenario.Calls{Calls: 1, Concurrency: 1}
@@ -371,8 +377,31 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 	if err != nil {
 		return nil, err
 	}
-	return &scenarioRunner{Runner: scenario.Runner{Send: client, IDs: ids.FromEnv("scenario"), Clock: clockwork.NewRealClock(),
-		UserAgent: o.shared.UserAgent, Env: os.Getenv}, steps: o.steps}, nil
+	sr := &scenarioRunner{Runner: scenario.Runner{Send: client, IDs: ids.FromEnv("scenario"), Clock: clockwork.NewRealClock(),
+		UserAgent: o.shared.UserAgent, Env: os.Getenv, Vars: map[string]string{"local_addr": o.localAddr},
+		Inbound: make(chan *sipbus.Request, 64)}, steps: o.steps}
+	if o.oneShot {
+		// The requests that come to the run's edge (mode.Scenario) are the
+		// scenario's: expect request takes them.
+		handlers := map[string]sipbus.Handler{}
+		for _, method := range p.mode.Methods() {
+			handlers[method] = func(r *sipbus.Request) {
+				select {
+				case sr.Inbound <- r:
+				default: // nobody expects that many: the edge's role timeout answers it
+				}
+			}
+		}
+		svc, err := sipbus.Serve(nc, wire.RoleScenario, handlers, sipbus.Options{}, o.metrics, log)
+		if err != nil {
+			return nil, err
+		}
+		*cleanup = append(*cleanup, func() { _ = svc.Stop(context.Background()) })
+		if err := nc.FlushTimeout(stopTimeout); err != nil {
+			log.Warn("scenario: NATS not flushed", "error", err)
+		}
+	}
+	return sr, nil
 }
 
 // scenarioRunner is the scenario runner with the process's step counter.
@@ -402,7 +431,7 @@ func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, clea
 	if err != nil {
 		return err
 	}
-	o.connect = connect
+	o.connect, o.metrics = connect, metrics
 	o.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "siphon_scenario_steps_total",
 		Help: "Scenario steps run (--scenario), by type and outcome (ok, failed)."}, []string{"type", "outcome"})
 	metrics.Registry.MustRegister(o.steps)

@@ -214,3 +214,49 @@ func TestScenarioCalls(t *testing.T) {
 		t.Fatalf("--calls 0: exit %d, want 2 naming the flag:\n%s", code, out)
 	}
 }
+
+// TestScenarioCallee: one run registers and then receives (SIPp #410): the
+// scenario registers bob through the proxy, expects the INVITE a SIPp caller
+// sends to bob@example.com, answers 180 and 200 (the proxy's Record-Route
+// echoed), and takes the ACK and the BYE, which it answers 200.
+func TestScenarioCallee(t *testing.T) {
+	proxy := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	port := strconv.Itoa(testutil.FreePort(t))
+	src := `{"local_uri": "sip:bob@example.com", "contact_uri": "sip:bob@127.0.0.1:PORT",
+  "steps": [
+    {"type": "register", "uri": "sip:example.com", "user": "bob", "expires": 300, "headers": [{"name": "Route", "value": "<sip:127.0.0.1:5070;lr>"}]},
+    {"type": "expect", "status": 200},
+    {"type": "expect", "request": "INVITE", "timeout_ms": 30000},
+    {"type": "respond", "status": 180},
+    {"type": "respond", "status": 200, "body": "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"},
+    {"type": "expect", "request": "ACK"},
+    {"type": "expect", "request": "BYE", "timeout_ms": 30000},
+    {"type": "respond", "status": 200}
+  ]}`
+	file := writeScenario(t, strings.ReplaceAll(src, "PORT", port), proxy.sip)
+	cmd := exec.Command(siphondBin, "run", file, "--udp-bind", "127.0.0.1:"+port, "--tcp-bind", "127.0.0.1:"+port)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	deadline := time.Now().Add(10 * time.Second)
+	for proxy.counter(t, "siphon_sip_responses_total", `role="registrar"`, `method="REGISTER"`, `code="200"`) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the scenario did not register within 10s:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sipp(t, "testdata/proxy-uac.xml", "u1", proxy.sip, 1, 1, "-s", "bob", "-d", "200").mustPass(t, 1)
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(out.String(), "scenario passed") {
+			t.Fatalf("the callee scenario: %v:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the callee scenario still running:\n%s", out.String())
+	}
+}

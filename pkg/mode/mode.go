@@ -76,6 +76,17 @@ var modes = []Mode{
 	}},
 }
 
+// Scenario is the mode of `siphond run`'s edge: every request it gets goes
+// to the scenario. It is not among the modes --mode takes.
+var Scenario = func() Mode {
+	m := Mode{Name: "scenario"}
+	for _, method := range []string{"OPTIONS", "INVITE", "ACK", "BYE", "REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+		"REFER", "PRACK", "MESSAGE", "INFO", "UPDATE"} {
+		m.Routes = append(m.Routes, Route{method, wire.RoleScenario})
+	}
+	return m
+}()
+
 // Names lists the mode names.
 func Names() []string {
 	names := make([]string, len(modes))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/siphon-lab/siphon/pkg/sipbus"
+
 	"github.com/icholy/digest"
 
 	"github.com/emiago/sipgo/sip"
@@ -53,7 +55,13 @@ func (r Result) String() string {
 	case "sleep":
 		what += " " + strconv.Itoa(r.Step.MS) + " ms"
 	case "expect":
-		what += " status " + orNone(r.Step.Status)
+		if r.Step.Request != "" {
+			what += " request " + r.Step.Request
+		} else {
+			what += " status " + orNone(r.Step.Status)
+		}
+	case "respond":
+		what += " " + orNone(r.Step.Status)
 	case "capture":
 		what += " " + r.Step.Var
 	case "register":
@@ -81,6 +89,10 @@ type Runner struct {
 	UserAgent string
 	// Env looks up ${NAME} when no capture set it (os.Getenv).
 	Env func(string) string
+	// Vars are built-in variables (local_addr: the runner's own edge).
+	Vars map[string]string
+	// Inbound are the requests that come to the scenario (expect request).
+	Inbound chan *sipbus.Request
 }
 
 // dialog is one the scenario established, for the later requests to its URI.
@@ -98,7 +110,15 @@ func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bo
 }
 
 func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string, report func(Result)) bool {
+	for k, v := range rn.Vars {
+		if _, ok := vars[k]; !ok {
+			vars[k] = v
+		}
+	}
 	dialogs := map[string]*dialog{} // by request URI
+	var received *sipbus.Request    // the request last expected, for respond
+	var backlog []*sipbus.Request   // requests that came while another was expected
+	tags := map[string]string{}     // this side's To tag, by Call-ID
 	var last *sip.Response
 	all := true
 	for i, st := range sc.Steps {
@@ -130,6 +150,19 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 			case <-ctx.Done():
 				res.OK, res.Err = false, ctx.Err()
 			}
+		case "respond":
+			if received == nil {
+				res.OK, res.Got = false, "no request to respond to"
+				break
+			}
+			var code int
+			_ = json.Unmarshal(st.Status, &code)
+			out := respondTo(received, code, st, tags, sc, rn)
+			if err := received.Respond(out); err != nil {
+				res.OK, res.Err = false, err
+			} else {
+				res.Got = "sent " + strconv.Itoa(code) + " " + out.Reason
+			}
 		case "capture":
 			if last == nil {
 				res.OK, res.Got = false, "no response to capture from"
@@ -155,6 +188,16 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 				res.Got = st.Var + "=" + vars[st.Var]
 			}
 		case "expect":
+			if st.Request != "" {
+				req, err := rn.await(ctx, st, &backlog)
+				if err != nil {
+					res.OK, res.Err = false, err
+					break
+				}
+				received = req
+				res.Got = "got " + string(req.Method) + " " + req.Recipient.String()
+				break
+			}
 			lo, hi, err := st.statusRange()
 			switch {
 			case err != nil:
@@ -176,6 +219,79 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 	}
 	return all
 }
+
+// await is the next request of st.Request to come, from the backlog first.
+func (rn *Runner) await(ctx context.Context, st Step, backlog *[]*sipbus.Request) (*sipbus.Request, error) {
+	for i, r := range *backlog {
+		if string(r.Method) == st.Request {
+			*backlog = append((*backlog)[:i], (*backlog)[i+1:]...)
+			return r, nil
+		}
+	}
+	within := time.Duration(st.TimeoutMS) * time.Millisecond
+	if within == 0 {
+		within = 10 * time.Second
+	}
+	timeout := rn.Clock.After(within)
+	for {
+		select {
+		case r := <-rn.Inbound:
+			if string(r.Method) == st.Request {
+				return r, nil
+			}
+			*backlog = append(*backlog, r)
+		case <-timeout:
+			return nil, fmt.Errorf("no %s within %v", st.Request, within)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// respondTo is a response to req: code, the step's reason, headers and
+// body, this side's To tag for the dialog (one per Call-ID), and a Contact
+// when it makes or keeps a dialog.
+func respondTo(req *sipbus.Request, code int, st Step, tags map[string]string, sc *Scenario, rn *Runner) *sip.Response {
+	reason := st.Reason
+	if reason == "" {
+		reason = reasons[code]
+	}
+	out := sip.NewResponseFromRequest(req.Request, code, reason, []byte(st.Body))
+	if code > 100 && !req.To().Params.Has("tag") {
+		tag, ok := tags[req.CallID().Value()]
+		if !ok {
+			tag = rn.IDs.Tag()
+			tags[req.CallID().Value()] = tag
+		}
+		out.To().Params.Add("tag", tag)
+	}
+	if code > 100 && code < 300 && (req.IsInvite() || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER) {
+		// A dialog: the proxies' Record-Route as it came (RFC 3261 §12.1.1).
+		if out.GetHeader("Record-Route") == nil {
+			for _, h := range req.GetHeaders("Record-Route") {
+				out.AppendHeader(sip.NewHeader("Record-Route", h.Value()))
+			}
+		}
+		contact := sc.ContactURI
+		if contact == "" {
+			contact = sc.LocalURI
+		}
+		out.AppendHeader(sip.NewHeader("Contact", "<"+contact+">"))
+	}
+	for _, h := range st.Headers {
+		sipmsg.ReplaceHeaders(out, h.Name, h.Value)
+	}
+	if st.Body != "" && out.GetHeader("Content-Type") == nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	return out
+}
+
+// reasons are the reason phrases a respond step gets when it gives none.
+var reasons = map[int]string{100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted",
+	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
+	480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
+	488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
 
 // variable is ${name} in a step's fields.
 var variable = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -58,6 +58,12 @@ type Step struct {
 	Auth *Auth `json:"auth,omitempty"`
 	// from is a register step's address-of-record (its From and To).
 	from string
+	// expect with Request instead of Status: the next request of that
+	// method that comes to this scenario, within TimeoutMS (10 s when 0).
+	Request   string `json:"request,omitempty"`
+	TimeoutMS int    `json:"timeout_ms,omitempty"`
+	// respond: Status (and Reason, Headers, Body) to the request last expected.
+	Reason string `json:"reason,omitempty"`
 	// capture: Regex (its first group, or the whole match) from the last
 	// response's Header, or its body when Header is empty, into Var: later
 	// steps read it as ${Var}.
@@ -194,8 +200,22 @@ func (s *Step) check() error {
 			return fmt.Errorf("(sleep) ms %d: must not be negative", s.MS)
 		}
 	case "expect":
+		if s.Request != "" {
+			if len(s.Status) > 0 || strings.ToUpper(s.Request) != s.Request {
+				return fmt.Errorf("(expect) request %q: want a SIP method in capitals, and no status with it", s.Request)
+			}
+			break
+		}
 		if _, _, err := s.statusRange(); err != nil && !variable.Match(s.Status) {
 			return fmt.Errorf("(expect) status: %w", err) // one from a variable is checked when it runs
+		}
+		if s.TimeoutMS < 0 {
+			return fmt.Errorf("(expect) timeout_ms %d: must not be negative", s.TimeoutMS)
+		}
+	case "respond":
+		var code int
+		if json.Unmarshal(s.Status, &code) != nil || code < 100 || code > 699 {
+			return fmt.Errorf("(respond) status %s: want a code from 100 to 699", orNone(s.Status))
 		}
 	case "capture":
 		if !validName.MatchString(s.Var) {
@@ -205,7 +225,7 @@ func (s *Step) check() error {
 			return fmt.Errorf("(capture) regex %q: want a regular expression (Go's RE2 syntax)", s.Regex)
 		}
 	default:
-		return fmt.Errorf("type %q: want send, register, sleep, expect or capture", s.Type)
+		return fmt.Errorf("type %q: want send, register, sleep, expect, respond or capture", s.Type)
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ const (
 	RoleB2BUA     = "b2bua"
 	RoleUAS       = "uas"
 	RoleEvents    = "events"
+	// RoleScenario is `siphond run`'s own: a scenario that receives
+	// requests (expect request, respond) takes every method its edge gets.
+	RoleScenario = "scenario"
 )
 
 // Subjects. A template (suffix T) is completed by the function of the same name
