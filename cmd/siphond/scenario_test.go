@@ -260,3 +260,28 @@ func TestScenarioCallee(t *testing.T) {
 		t.Fatalf("the callee scenario still running:\n%s", out.String())
 	}
 }
+
+// TestScenarioSteps: an expect's header and body expressions, an optional
+// expect whose failure is no failure, and repeat.
+func TestScenarioSteps(t *testing.T) {
+	peer := start(t, true, "--mode", "minimal")
+	src := `{"steps": [
+  {"type": "repeat", "count": 3, "steps": [
+    {"type": "send", "method": "OPTIONS", "uri": "sip:lab@127.0.0.1:5070"},
+    {"type": "expect", "status": 200, "headers": [{"name": "Allow", "value": "^OPTIONS$"}, {"name": "Server", "value": "siphond"}]}
+  ]},
+  {"type": "expect", "status": 486, "optional": true}
+]}`
+	code, out := runOnce(t, writeScenario(t, src, peer.sip))
+	if code != 0 || !strings.Contains(out, "step 6 (expect status 200): ok") || !strings.Contains(out, "step 7 (expect status 486): ok: optional, not met") {
+		t.Fatalf("three OPTIONS and an optional expect: exit %d, want 0:\n%s", code, out)
+	}
+	src = `{"steps": [{"type": "send", "method": "OPTIONS", "uri": "sip:lab@127.0.0.1:5070"},
+  {"type": "expect", "status": 200, "headers": [{"name": "Allow", "value": "INVITE"}]}]}`
+	if code, out := runOnce(t, writeScenario(t, src, peer.sip)); code != 1 || !strings.Contains(out, `Allow "OPTIONS" does not match INVITE`) {
+		t.Fatalf("a header that does not match: exit %d, want 1 saying so:\n%s", code, out)
+	}
+	if code, out := runOnce(t, writeScenario(t, `{"steps": [{"type": "repeat", "count": 0, "steps": []}]}`, peer.sip)); code != 2 || !strings.Contains(out, "(repeat)") {
+		t.Fatalf("an empty repeat: exit %d, want 2:\n%s", code, out)
+	}
+}

@@ -196,6 +196,9 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 				}
 				received = req
 				res.Got = "got " + string(req.Method) + " " + req.Recipient.String()
+				if msg := mismatch(st, req.Request); msg != "" {
+					res.OK, res.Got = false, res.Got+": "+msg
+				}
 				break
 			}
 			lo, hi, err := st.statusRange()
@@ -208,9 +211,16 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 				res.OK, res.Got = false, fmt.Sprintf("got %d %s, expected %s", last.StatusCode, last.Reason, orNone(st.Status))
 			default:
 				res.Got = fmt.Sprintf("got %d %s", last.StatusCode, last.Reason)
+				if msg := mismatch(st, last); msg != "" {
+					res.OK, res.Got = false, res.Got+": "+msg
+				}
 			}
 		}
 		res.Elapsed = rn.Clock.Since(t0)
+		if !res.OK && st.Type == "expect" && st.Optional {
+			res.OK, res.Got = true, "optional, not met: "+res.Got+errText(res.Err)
+			res.Err = nil
+		}
 		all = all && res.OK
 		report(res)
 		if ctx.Err() != nil {
@@ -218,6 +228,34 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 		}
 	}
 	return all
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// mismatch says what of an expect's header and body expressions msg does
+// not match, or "".
+func mismatch(st Step, msg interface {
+	GetHeader(string) sip.Header
+	Body() []byte
+}) string {
+	for _, h := range st.Headers {
+		v := ""
+		if got := msg.GetHeader(h.Name); got != nil {
+			v = got.Value()
+		}
+		if !regexp.MustCompile(h.Value).MatchString(v) { // compiled on load already
+			return fmt.Sprintf("%s %q does not match %s", h.Name, v, h.Value)
+		}
+	}
+	if st.Body != "" && !regexp.MustCompile(st.Body).Match(msg.Body()) {
+		return "the body does not match " + st.Body
+	}
+	return ""
 }
 
 // await is the next request of st.Request to come, from the backlog first.

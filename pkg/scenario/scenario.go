@@ -62,8 +62,14 @@ type Step struct {
 	// method that comes to this scenario, within TimeoutMS (10 s when 0).
 	Request   string `json:"request,omitempty"`
 	TimeoutMS int    `json:"timeout_ms,omitempty"`
+	// An expect's Headers and Body are regular expressions the response (or
+	// request) must match; Optional makes its failure no failure.
+	Optional bool `json:"optional,omitempty"`
 	// respond: Status (and Reason, Headers, Body) to the request last expected.
 	Reason string `json:"reason,omitempty"`
+	// repeat: Steps, Count times (flattened on load).
+	Count int    `json:"count,omitempty"`
+	Steps []Step `json:"steps,omitempty"`
 	// capture: Regex (its first group, or the whole match) from the last
 	// response's Header, or its body when Header is empty, into Var: later
 	// steps read it as ${Var}.
@@ -157,7 +163,24 @@ func Parse(data []byte) (*Scenario, error) {
 			return nil, fmt.Errorf("field steps[%d]: %w", i, err)
 		}
 	}
+	sc.Steps = flatten(sc.Steps)
 	return &sc, nil
+}
+
+// flatten puts each repeat's steps in its place, Count times.
+func flatten(steps []Step) []Step {
+	var out []Step
+	for _, s := range steps {
+		if s.Type != "repeat" {
+			out = append(out, s)
+			continue
+		}
+		inner := flatten(s.Steps)
+		for range s.Count {
+			out = append(out, inner...)
+		}
+	}
+	return out
 }
 
 func authsOf(steps []Step) []*Auth {
@@ -195,6 +218,15 @@ func (s *Step) check() error {
 		if s.Expires != nil && *s.Expires < 0 {
 			return fmt.Errorf("(register) expires %d: must not be negative", *s.Expires)
 		}
+	case "repeat":
+		if s.Count < 1 || len(s.Steps) == 0 {
+			return fmt.Errorf("(repeat) count %d of %d steps: want at least 1 of at least one", s.Count, len(s.Steps))
+		}
+		for j := range s.Steps {
+			if err := s.Steps[j].check(); err != nil {
+				return fmt.Errorf("(repeat) steps[%d]: %w", j, err)
+			}
+		}
 	case "sleep":
 		if s.MS < 0 {
 			return fmt.Errorf("(sleep) ms %d: must not be negative", s.MS)
@@ -208,6 +240,14 @@ func (s *Step) check() error {
 		}
 		if _, _, err := s.statusRange(); err != nil && !variable.Match(s.Status) {
 			return fmt.Errorf("(expect) status: %w", err) // one from a variable is checked when it runs
+		}
+		for j, h := range s.Headers {
+			if _, err := regexp.Compile(h.Value); err != nil {
+				return fmt.Errorf("(expect) headers[%d].value %q: want a regular expression: %v", j, h.Value, err)
+			}
+		}
+		if _, err := regexp.Compile(s.Body); err != nil {
+			return fmt.Errorf("(expect) body %q: want a regular expression: %v", s.Body, err)
 		}
 		if s.TimeoutMS < 0 {
 			return fmt.Errorf("(expect) timeout_ms %d: must not be negative", s.TimeoutMS)
@@ -225,7 +265,7 @@ func (s *Step) check() error {
 			return fmt.Errorf("(capture) regex %q: want a regular expression (Go's RE2 syntax)", s.Regex)
 		}
 	default:
-		return fmt.Errorf("type %q: want send, register, sleep, expect, respond or capture", s.Type)
+		return fmt.Errorf("type %q: want send, register, sleep, expect, respond, capture or repeat", s.Type)
 	}
 	return nil
 }
