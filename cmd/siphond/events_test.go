@@ -101,10 +101,11 @@ func TestEventsTimeout(t *testing.T) {
 	w.quiet(t, 500*time.Millisecond) // exactly one
 }
 
-// TestEventsReg: the reg package (RFC 3680) follows carol's REGISTER: reginfo
-// version 0 with no contact, then version 1 with her binding, active.
+// TestEventsReg: the reg package (RFC 3680) follows carol's REGISTER and its
+// expiry: reginfo version 0 with no contact, then version 1 with her
+// binding, active, then version 2 without it once it expired unrenewed.
 func TestEventsReg(t *testing.T) {
-	p := start(t, true, "--mode", "full-uas")
+	p := start(t, true, "--mode", "full-uas", "--reg-min-expiry", "1")
 	w := newUA(t, p.sip)
 	d := w.call()
 	d.ruri = "sip:carol@example.com"
@@ -115,10 +116,14 @@ func TestEventsReg(t *testing.T) {
 		t.Fatalf("first reginfo NOTIFY: want version 0, init:\n%s", n)
 	}
 	reg := newUAC(t, "udp", p.sip)
-	wantCode(t, reg.register("carol", "reg-reginfo-1", 1, "Contact: <sip:carol@192.0.2.31:5060>", "Expires: 300"), 200)
+	wantCode(t, reg.register("carol", "reg-reginfo-1", 1, "Contact: <sip:carol@192.0.2.31:5060>", "Expires: 2"), 200)
 	body = string(notified(t, w).Body())
 	if !strings.Contains(body, `version="1"`) || !strings.Contains(body, `state="active"`) || !strings.Contains(body, "<uri>sip:carol@192.0.2.31:5060</uri>") {
 		t.Fatalf("reginfo after the REGISTER: want version 1, active, her contact:\n%s", body)
+	}
+	body = string(notified(t, w).Body()) // the binding expires: the registrar's sweep says so
+	if !strings.Contains(body, `version="2"`) || !strings.Contains(body, `state="init"`) || strings.Contains(body, "<contact") {
+		t.Fatalf("reginfo after the binding expired: want version 2, init, no contact:\n%s", body)
 	}
 }
 
