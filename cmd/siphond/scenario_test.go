@@ -285,3 +285,27 @@ func TestScenarioSteps(t *testing.T) {
 		t.Fatalf("an empty repeat: exit %d, want 2:\n%s", code, out)
 	}
 }
+
+// TestScenarioExamples: the examples in scenarios/ against the siphond that
+// plays their peer (basic-call.json: TestScenarioCall).
+func TestScenarioExamples(t *testing.T) {
+	for _, ex := range []struct {
+		file string
+		args []string
+	}{
+		{"register-digest.json", []string{"--mode", "registrar", "--auth"}},
+		{"hold-resume.json", []string{"--mode", "call-server"}},
+		{"presence.json", []string{"--mode", "subscription-server"}},
+	} {
+		t.Run(ex.file, func(t *testing.T) {
+			peer := start(t, true, ex.args...)
+			src, err := os.ReadFile(filepath.Join("../../scenarios", ex.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, out := runOnce(t, writeScenario(t, string(src), peer.sip)); code != 0 {
+				t.Fatalf("%s against siphond %v: exit %d, want 0:\n%s", ex.file, ex.args, code, out)
+			}
+		})
+	}
+}

@@ -115,6 +115,13 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 			vars[k] = v
 		}
 	}
+	// The scenario's own addresses may name variables too (${local_addr}).
+	own := Step{URI: sc.LocalURI, Body: sc.ContactURI}
+	if rn.expand(&own, vars) == nil {
+		copied := *sc
+		copied.LocalURI, copied.ContactURI = own.URI, own.Body
+		sc = &copied
+	}
 	dialogs := map[string]*dialog{} // by request URI
 	var received *sipbus.Request    // the request last expected, for respond
 	var backlog []*sipbus.Request   // requests that came while another was expected
@@ -392,7 +399,7 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 	var err error
 	var via uac.Via
 	existing := dialogs[st.URI]
-	if existing != nil && method != sip.INVITE {
+	if existing != nil { // in the dialog: a BYE, a re-INVITE (hold), a SUBSCRIBE refresh
 		existing.cseq++
 		req, err = existing.d.Request(method, existing.cseq, contentType, []byte(st.Body))
 		via = existing.via
@@ -412,7 +419,7 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		if err == nil {
 			via.Dest, err = destination(req.Recipient, transport)
 		}
-		if err == nil && method == sip.INVITE {
+		if err == nil && (method == sip.INVITE || method == sip.SUBSCRIBE) { // dialog-creating (RFC 6665 §4.1.2.1 too)
 			existing = &dialog{d: d, cseq: 1, via: via, transport: transport}
 		}
 	}
@@ -439,14 +446,21 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		res, err := rn.Send.Do(ctx, req, via, nil)
 		if err == nil && auth != nil && (res.StatusCode == 401 || res.StatusCode == 407) {
 			if again, ok := answer(req, res.Response, auth); ok {
+				if existing != nil {
+					existing.cseq = again.CSeq().SeqNo
+				}
 				res, err = rn.Send.Do(ctx, again, via, nil)
 			}
 		}
 		if err != nil {
 			return nil, err
 		}
-		if method == sip.BYE && res.IsSuccess() {
+		switch {
+		case method == sip.BYE && res.IsSuccess(), method == sip.SUBSCRIBE && res.IsSuccess() && expiresZero(req):
 			delete(dialogs, st.URI)
+		case method == sip.SUBSCRIBE && res.IsSuccess() && dialogs[st.URI] == nil && existing != nil:
+			keep(existing, res)
+			dialogs[st.URI] = existing
 		}
 		return res.Response, nil
 	}
@@ -461,30 +475,45 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		return nil, err
 	}
 	if res.IsSuccess() && existing != nil {
-		existing.d.RemoteTag, _ = res.To().Params.Get("tag")
-		if ct := res.Contact(); ct != nil {
-			existing.d.RemoteTarget = ct.Address.String()
-		}
-		existing.d.RouteSet = nil
-		rr := res.GetHeaders("Record-Route")
-		for i := len(rr) - 1; i >= 0; i-- {
-			existing.d.RouteSet = append(existing.d.RouteSet, rr[i].Value())
-		}
-		if res.Edge != "" {
-			existing.via.Edge = res.Edge
-		}
-		// In the dialog the route set says where, or else the remote target,
-		// over the transport the INVITE took.
-		existing.via.Dest = ""
-		if len(existing.d.RouteSet) == 0 {
-			var target sip.Uri
-			if sip.ParseUri(strings.Trim(existing.d.RemoteTarget, "<>"), &target) == nil {
-				existing.via.Dest, _ = destination(target, existing.transport)
-			}
-		}
+		keep(existing, res)
 		dialogs[st.URI] = existing
 	}
 	return res.Response, nil
+}
+
+// keep takes the dialog a 2xx made (or refreshed): the peer's tag, its
+// Contact as the remote target, the Record-Route reversed as the route set;
+// in the dialog the route set says where requests go, or else the remote
+// target, over the transport the first request took.
+func keep(dl *dialog, res uac.Response) {
+	if dl.d.RemoteTag == "" {
+		dl.d.RemoteTag, _ = res.To().Params.Get("tag")
+	}
+	if ct := res.Contact(); ct != nil {
+		dl.d.RemoteTarget = ct.Address.String()
+	}
+	if dl.d.RouteSet == nil {
+		rr := res.GetHeaders("Record-Route")
+		for i := len(rr) - 1; i >= 0; i-- { // a UAC's route set is the reverse (RFC 3261 §12.1.2)
+			dl.d.RouteSet = append(dl.d.RouteSet, rr[i].Value())
+		}
+	}
+	if res.Edge != "" {
+		dl.via.Edge = res.Edge
+	}
+	dl.via.Dest = ""
+	if len(dl.d.RouteSet) == 0 {
+		var target sip.Uri
+		if sip.ParseUri(strings.Trim(dl.d.RemoteTarget, "<>"), &target) == nil {
+			dl.via.Dest, _ = destination(target, dl.transport)
+		}
+	}
+}
+
+// expiresZero says a SUBSCRIBE ends its subscription (Expires: 0).
+func expiresZero(req *sip.Request) bool {
+	h := req.GetHeader("Expires")
+	return h != nil && strings.TrimSpace(h.Value()) == "0"
 }
 
 // invite sends an INVITE whose 2xx is ACKed (in its dialog, along its
@@ -493,14 +522,15 @@ func (rn *Runner) invite(ctx context.Context, req *sip.Request, via uac.Via, dl 
 	cseq := req.CSeq().SeqNo
 	return rn.Send.Invite(ctx, req, via, func(res *sip.Response) (*sip.Request, error) {
 		d := dl.d
-		d.RemoteTag, _ = res.To().Params.Get("tag")
+		if d.RemoteTag == "" { // an initial INVITE's 2xx makes the dialog; a re-INVITE's keeps it
+			d.RemoteTag, _ = res.To().Params.Get("tag")
+			rr := res.GetHeaders("Record-Route")
+			for i := len(rr) - 1; i >= 0; i-- {
+				d.RouteSet = append(d.RouteSet, rr[i].Value())
+			}
+		}
 		if ct := res.Contact(); ct != nil {
 			d.RemoteTarget = ct.Address.String()
-		}
-		d.RouteSet = nil
-		rr := res.GetHeaders("Record-Route")
-		for i := len(rr) - 1; i >= 0; i-- {
-			d.RouteSet = append(d.RouteSet, rr[i].Value())
 		}
 		return d.Request(sip.ACK, cseq, "", nil)
 	}, nil)
