@@ -42,7 +42,7 @@ func main() {
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
 	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio", "directory of the Kamailio configurations (registrar.cfg, proxy.cfg)")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares), runner (siphond run as the caller, set-ups siphond-run and sipp-uac, against SIPp's uas) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
 	flag.IntVar(&p.watchers, "watchers", 1000, "subscribe: watchers of the one resource a PUBLISH fans out to")
 	flag.IntVar(&p.held, "held", 100000, "subscribe: subscriptions held to measure memory per subscription")
 	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
@@ -76,11 +76,27 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 		return err
 	}
 	defer os.RemoveAll(p.work)
+	report := &strings.Builder{}
+	if p.mode == "runner" {
+		fmt.Fprintf(report, "Machine: %s, %d cores; %s; %s; SIPp %s on the same machine. Load: the callers themselves, INVITE-200-ACK-BYE-200 against SIPp's uas.\n\n",
+			cpuModel(), runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), goVersion(), sippVersion())
+		all, order, err := p.runnerSetups(report, setupList, steps, duration)
+		if err != nil {
+			return err
+		}
+		if rs, ok := all["sipp-uac"]; ok {
+			writeRatios(report, order, all, "sipp-uac", rs)
+		}
+		fmt.Print(report.String())
+		if out != "" {
+			return os.WriteFile(out, []byte(report.String()), 0o644)
+		}
+		return nil
+	}
 	load, err := p.load()
 	if err != nil {
 		return err
 	}
-	report := &strings.Builder{}
 	fmt.Fprintf(report, "Machine: %s, %d cores; %s; %s; SIPp %s on the same machine. Load: %s.\n\n",
 		cpuModel(), runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), goVersion(), sippVersion(), load.describe)
 	all := map[string][]result{}
