@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -183,6 +184,7 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 	offer := r.IsInvite() || r.Method == sip.UPDATE
 	var cseq uint32
 	var newOffer []string // what each side was given, once an offer was answered
+	clearOffer := func() {}
 	br, err := store.RetryBridge(c, b.bridges, br.ID, func(br *store.Bridge) error {
 		from, to := legs(br, s)
 		if offer && br.Updating == string(s) {
@@ -203,20 +205,24 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 	if err == nil && offer {
 		// Cleared however the relay ends, with a context of its own: the
 		// relay may outlast the request's.
-		defer func() {
-			cc, cancel := ctx()
-			defer cancel()
-			_, _ = store.RetryBridge(cc, b.bridges, br.ID, func(br *store.Bridge) error {
-				if br.Updating == string(s) {
-					br.Updating = ""
-				}
-				if newOffer != nil {
-					from, to := legs(br, s)
-					to.LocalSDP, from.LocalSDP = newOffer[0], newOffer[1]
-				}
-				return nil
+		var once sync.Once
+		clearOffer = func() {
+			once.Do(func() {
+				cc, cancel := ctx()
+				defer cancel()
+				_, _ = store.RetryBridge(cc, b.bridges, br.ID, func(br *store.Bridge) error {
+					if br.Updating == string(s) {
+						br.Updating = ""
+					}
+					if newOffer != nil {
+						from, to := legs(br, s)
+						to.LocalSDP, from.LocalSDP = newOffer[0], newOffer[1]
+					}
+					return nil
+				})
 			})
-		}()
+		}
+		defer clearOffer()
 	}
 	switch {
 	case errors.Is(err, errOwnOffer):
@@ -267,8 +273,11 @@ func (b *B2BUA) relay(r *sipbus.Request) {
 		res, err = b.send.Do(rc, req, legVia(*to), nil)
 	}
 	if offer && err == nil && res.IsSuccess() && len(r.Body()) > 0 && len(res.Body()) > 0 {
-		newOffer = []string{string(r.Body()), string(res.Body())} // stored by the deferred clear
+		newOffer = []string{string(r.Body()), string(res.Body())}
 	}
+	// The offer is over before its answer goes back: a request the sender
+	// makes next (an UPDATE right after a re-INVITE) is no glare.
+	clearOffer()
 	if err != nil {
 		b.refuse(r, 408, "Request Timeout", "the other leg did not answer: "+err.Error())
 		return
