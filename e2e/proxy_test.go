@@ -70,61 +70,74 @@ func TestProxyLab(t *testing.T) {
 
 	t.Run("a proxy replica killed with 40 calls up", func(t *testing.T) {
 		ph.t = t
-		const calls = 40
-		dave := ph.port()
-		ph.register("dave", dave)
-		callee := ph.sipp("../bench/sipp/proxy-uas.xml", dave, calls)
-		answered := ph.edgeCount("INVITE", "200")
-		done := make(chan sippResult, 1)
-		go func() {
-			done <- ph.call("../bench/sipp/proxy-uac.xml", ph.port(), "dave", calls, "-d", "8000", "-r", "20")
-		}()
-		ph.await(func() bool { return ph.edgeCount("INVITE", "200")-answered >= calls }, "every call answered")
-		victim := replicas[0]
-		if err := l.Kill(ctx, "proxy", victim.Number); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%d calls up; killed %s", calls, victim.Name)
-		(<-done).mustPass(t, calls) // every BYE → 200, through the surviving replica
-		ph.passed(callee, "dave")
-		if err := l.Start(ctx, "proxy", victim.Number); err != nil {
-			t.Fatal(err)
-		}
+		ph.killWithCallsUp(ctx, "proxy", replicas[0], "../bench/sipp/proxy-uas.xml", "dave")
 	})
 
 	t.Run("a proxy replica killed with 20 calls ringing", func(t *testing.T) {
 		ph.t = t
-		const calls = 20
-		// Every ringing call is held by the replica that will die: the other
-		// one is stopped while they are set up, and started again before the kill.
-		holder, other := replicas[0], replicas[1]
-		if err := l.Stop(ctx, "proxy", other.Number); err != nil {
-			t.Fatal(err)
-		}
-		erin := ph.port()
-		ph.register("erin", erin)
-		callees := ph.sipp("testdata/ring.xml", erin, calls)
-		rung := ph.edgeCount("INVITE", "180")
-		done := make(chan sippResult, 1)
-		go func() { done <- ph.call("testdata/caller-fails.xml", ph.port(), "erin", calls, "-r", "20") }()
-		ph.await(func() bool { return ph.edgeCount("INVITE", "180")-rung >= calls }, "every call ringing")
-		if err := l.Start(ctx, "proxy", other.Number); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Kill(ctx, "proxy", holder.Number); err != nil {
-			t.Fatal(err)
-		}
-		killed := time.Now()
-		res := <-done
-		res.mustPass(t, calls) // every caller got its final response (500 from the edge)
-		ended := time.Since(killed)
-		ph.passed(callees, "erin's phones") // every one got its CANCEL
-		t.Logf("%d ringing calls held by %s: every caller answered and every callee CANCELled %v after the kill", calls, holder.Name, ended.Round(time.Millisecond))
-		// The bound: 10 s, ten of the edge's --sender-check periods.
-		if ended > 10*senderCheck {
-			t.Fatalf("callers answered %v after the kill, want within %v (10 × --sender-check)", ended, 10*senderCheck)
-		}
+		ph.killWithCallsRinging(ctx, "proxy", replicas[0], replicas[1], "erin")
 	})
+}
+
+// killWithCallsUp: 40 calls to user, answered by a SIPp phone running
+// callee, are up when the service's replica victim is SIGKILLed; every BYE
+// must still get its 200 on both sides, through the surviving replica.
+func (p phones) killWithCallsUp(ctx context.Context, service string, victim lab.Replica, callee, user string) {
+	p.t.Helper()
+	const calls = 40
+	port := p.port()
+	p.register(user, port)
+	phone := p.sipp(callee, port, calls)
+	answered := p.edgeCount("INVITE", "200") // the 200s the edge sends: one per call, the caller's
+	done := make(chan sippResult, 1)
+	go func() {
+		done <- p.call("../bench/sipp/proxy-uac.xml", p.port(), user, calls, "-d", "8000", "-r", "20")
+	}()
+	p.await(func() bool { return p.edgeCount("INVITE", "200")-answered >= calls }, "every call answered")
+	if err := p.l.Kill(ctx, service, victim.Number); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("%d calls up; killed %s", calls, victim.Name)
+	(<-done).mustPass(p.t, calls)
+	p.passed(phone, user)
+	if err := p.l.Start(ctx, service, victim.Number); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// killWithCallsRinging: 20 calls to user ring, all held by the service's
+// replica holder (other is stopped while they are set up and started again
+// before the kill); holder is SIGKILLed; every caller must get its final
+// response (500 from the edge) and every phone its CANCEL within 10 of the
+// edge's --sender-check periods.
+func (p phones) killWithCallsRinging(ctx context.Context, service string, holder, other lab.Replica, user string) {
+	p.t.Helper()
+	const calls = 20
+	if err := p.l.Stop(ctx, service, other.Number); err != nil {
+		p.t.Fatal(err)
+	}
+	port := p.port()
+	p.register(user, port)
+	phones := p.sipp("testdata/ring.xml", port, calls)
+	rung := p.edgeCount("INVITE", "180")
+	done := make(chan sippResult, 1)
+	go func() { done <- p.call("testdata/caller-fails.xml", p.port(), user, calls, "-r", "20") }()
+	p.await(func() bool { return p.edgeCount("INVITE", "180")-rung >= calls }, "every call ringing")
+	if err := p.l.Start(ctx, service, other.Number); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.l.Kill(ctx, service, holder.Number); err != nil {
+		p.t.Fatal(err)
+	}
+	killed := time.Now()
+	(<-done).mustPass(p.t, calls)
+	ended := time.Since(killed)
+	p.passed(phones, user+"'s phones")
+	p.t.Logf("%d ringing calls held by %s: every caller answered and every callee CANCELled %v after the kill", calls, holder.Name, ended.Round(time.Millisecond))
+	// The bound: 10 s, ten of the edge's --sender-check periods.
+	if ended > 10*senderCheck {
+		p.t.Fatalf("callers answered %v after the kill, want within %v (10 × --sender-check)", ended, 10*senderCheck)
+	}
 }
 
 // phones runs SIPp phones on the host against a lab.

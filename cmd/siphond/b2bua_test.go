@@ -53,6 +53,15 @@ func (c *b2bCall) answer(body string) *sip.Response {
 	return res
 }
 
+// up answers the call and completes it: the callee's 200 with answerSDP,
+// its ACK from the b2bua, the caller's ACK.
+func (c *b2bCall) up() {
+	c.t.Helper()
+	c.answer(answerSDP)
+	c.callee.request("ACK", 10*time.Second)
+	c.d.ack(c.cseq, "")
+}
+
 // calleeRequest builds a request the callee sends in its dialog with the b2bua.
 func (c *b2bCall) calleeRequest(method string, cseq int, hdrs []string, body string) string {
 	var b strings.Builder
@@ -104,9 +113,7 @@ func TestB2BUACall(t *testing.T) {
 
 	// The callee hangs up this one.
 	c = dial(t, caller, callee, "bob", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 	callee.send(c.calleeRequest("BYE", 2, nil, ""))
 	bye = caller.request("BYE", 10*time.Second)
 	if bye.CallID().Value() != c.d.callID || tagOf(bye.From()) != c.d.toTag || tagOf(bye.To()) != c.d.fromTag {
@@ -182,9 +189,7 @@ func TestB2BUAEarlyMediaAndLateOffer(t *testing.T) {
 	if early := caller.response("INVITE", c.cseq, 183); string(early.Body()) != answerSDP {
 		t.Fatalf("183 at the caller without the callee's SDP:\n%s", early)
 	}
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 
 	late := dial(t, caller, callee, "dina", "")
 	if len(late.inv.Body()) != 0 {
@@ -209,9 +214,7 @@ func TestB2BUAInCall(t *testing.T) {
 	registerBindings(t, p, "emil", "<sip:emil@"+callee.addr+">")
 	caller := newUA(t, p.sip)
 	c := dial(t, caller, callee, "emil", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 
 	hold := offerWith("2", "0", "sendonly")
 	raw, cseq := c.d.req("INVITE", nil, hold)
@@ -334,9 +337,7 @@ func TestB2BUAMaxCallDuration(t *testing.T) {
 	registerBindings(t, p, "hugo", "<sip:hugo@"+callee.addr+">")
 	caller := newUA(t, p.sip)
 	c := dial(t, caller, callee, "hugo", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 	for _, u := range []*ua{caller, callee} {
 		bye := u.request("BYE", 10*time.Second)
 		if r := bye.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "max-call-duration") {
@@ -358,9 +359,7 @@ func TestB2BUAReplicas(t *testing.T) {
 	registerBindings(t, edge, "ida", "<sip:ida@"+callee.addr+">")
 	caller := newUA(t, edge.sip)
 	c := dial(t, caller, callee, "ida", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 	bridgedBy := ev.await(wire.EventCallBridged, "").Replica
 
 	start(t, false, append(shared, "--role", "b2bua")...)
@@ -527,9 +526,7 @@ func TestB2BUARefer(t *testing.T) {
 	registerBindings(t, p, "omar", "<sip:omar@"+target.addr+">")
 	caller := newUA(t, p.sip)
 	c := dial(t, caller, callee, "olga", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 
 	callee.send(c.calleeRequest("REFER", 2, []string{"Refer-To: <sip:omar@example.com>"}, ""))
 	wantCode(t, callee.final("REFER", 2), 202)
@@ -567,9 +564,7 @@ func TestB2BUARefer(t *testing.T) {
 
 	// The caller transfers this one: the callee is the transferee.
 	c = dial(t, caller, callee, "olga", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 	wantCode(t, c.d.do("REFER", []string{"Refer-To: <sip:omar@example.com>"}, ""), 202)
 	caller.answer(caller.request("NOTIFY", 10*time.Second), 200, "OK", "", nil, "") // 100 Trying
 	inv = target.request("INVITE", 10*time.Second)
@@ -601,9 +596,7 @@ func TestB2BUARefer(t *testing.T) {
 	// A referrer that hangs up right after the 202 (RFC 5589 §6) ends its
 	// own leg only: the transfer goes on.
 	c = dial(t, caller, callee, "olga", offer)
-	c.answer(answerSDP)
-	callee.request("ACK", 10*time.Second)
-	c.d.ack(c.cseq, "")
+	c.up()
 	callee.send(c.calleeRequest("REFER", 2, []string{"Refer-To: <sip:omar@example.com>"}, ""))
 	wantCode(t, callee.final("REFER", 2), 202)
 	callee.send(c.calleeRequest("BYE", 3, nil, ""))

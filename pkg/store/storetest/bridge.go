@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,38 +69,13 @@ func bridgeSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		if err := bs.Create(ctx, later); err != nil {
 			t.Fatal(err)
 		}
-		var mu sync.Mutex
-		seen := map[string]int{}
-		var wg sync.WaitGroup
-		for range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					got, err := bs.Due(ctx, time.Now(), 2)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(got) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, b := range got {
-						seen[b.ID]++
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for id := range mine {
-			if seen[id] != 1 {
-				t.Errorf("due bridge %s handed out %d times, want once", id, seen[id])
+		takenOnce(t, "due bridge", mine, later.ID, func() ([]string, error) {
+			got, err := bs.Due(ctx, time.Now(), 2)
+			var out []string
+			for _, v := range got {
+				out = append(out, v.ID)
 			}
-		}
-		if seen[later.ID] != 0 {
-			t.Error("a bridge not due was handed out")
-		}
+			return out, err
+		})
 	})
 }

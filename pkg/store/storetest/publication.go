@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,38 +92,9 @@ func publicationSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		if err := ps.Create(ctx, fresh); err != nil {
 			t.Fatal(err)
 		}
-		var mu sync.Mutex
-		seen := map[string]int{}
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					got, err := ps.Expired(ctx, time.Now(), 3)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(got) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, p := range got {
-						seen[p.ETag]++
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for etag := range mine {
-			if seen[etag] != 1 {
-				t.Errorf("expired publication %s handed out %d times, want once", etag, seen[etag])
-			}
-		}
-		if seen[fresh.ETag] != 0 {
-			t.Error("an unexpired publication was handed out")
-		}
+		takenOnce(t, "expired publication", mine, fresh.ETag, func() ([]string, error) {
+			got, err := ps.Expired(ctx, time.Now(), 3)
+			return etags(got), err
+		})
 	})
 }

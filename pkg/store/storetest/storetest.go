@@ -32,6 +32,47 @@ func key(t *testing.T, name string) string {
 	return fmt.Sprintf("test:%d:%d:%s:%s", time.Now().UnixNano(), runID.Add(1), t.Name(), name)
 }
 
+// takenOnce has four callers, as four replicas would, call take until it
+// hands out nothing, and reports a failure for each id of mine not handed
+// out exactly once, and for notMine handed out at all. kind names the
+// records in the failures.
+func takenOnce(t *testing.T, kind string, mine map[string]bool, notMine string, take func() ([]string, error)) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := take()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range got {
+					seen[id]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for id := range mine {
+		if seen[id] != 1 {
+			t.Errorf("%s %s handed out %d times, want once", kind, id, seen[id])
+		}
+	}
+	if seen[notMine] != 0 {
+		t.Errorf("a %s not due was handed out", kind)
+	}
+}
+
 // eventually polls cond until it holds or the deadline passes. Expiry is real
 // time in Redis, so the suite watches for it rather than sleeping a guess.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {

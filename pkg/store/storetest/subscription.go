@@ -178,39 +178,10 @@ func subscriptionSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		if err := ss.Create(ctx, fresh); err != nil {
 			t.Fatal(err)
 		}
-		var mu sync.Mutex
-		seen := map[string]int{}
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					got, err := ss.Expired(ctx, time.Now(), 3)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(got) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, s := range got {
-						seen[s.ID]++
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for id := range mine {
-			if seen[id] != 1 {
-				t.Errorf("expired subscription %s handed out %d times, want once", id, seen[id])
-			}
-		}
-		if seen[fresh.ID] != 0 {
-			t.Error("an unexpired subscription was handed out")
-		}
+		takenOnce(t, "expired subscription", mine, fresh.ID, func() ([]string, error) {
+			got, err := ss.Expired(ctx, time.Now(), 3)
+			return ids(got, nil), err
+		})
 		// Handed out, it is still readable for its terminated NOTIFY; a
 		// refresh to a later expiry makes it due again then, not now.
 		for id := range mine {
