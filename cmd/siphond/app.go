@@ -27,12 +27,12 @@ import (
 	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/role"
 	"github.com/siphon-lab/siphon/pkg/scenario"
-	"github.com/siphon-lab/siphon/pkg/sipbus"
 	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/store/memstore"
 	"github.com/siphon-lab/siphon/pkg/store/redisstore"
 	"github.com/siphon-lab/siphon/pkg/uac"
 	"github.com/siphon-lab/siphon/pkg/wire"
+	"github.com/siphon-lab/siphon/services/edge"
 )
 
 // options is the whole command line: the shared flags, the --auth flags, and
@@ -42,15 +42,15 @@ type options struct {
 	auth   auth.Config          // the --auth flags: every challenging role reads them
 	roles  map[string]role.Role // every registered role, configured by the flags
 	// scenario is --scenario's file, read and checked, or the file of
-	// `siphond run`; oneShot says it is the latter.
+	// `siphond run`.
 	scenario *scenario.Scenario
-	oneShot  bool
 	// calls and report are `siphond run`'s own flags: --calls, --rate,
 	// --concurrency, --inf; --report.
 	calls  *scenario.Calls
 	report string
-	// localAddr is `siphond run`'s own edge's UDP address (${local_addr}).
-	localAddr string
+	// joinTimeout is `siphond run --join-timeout`: how long a run with --nats
+	// waits for a worker per actor.
+	joinTimeout time.Duration
 	// connect and steps are set by start: the bus, the scenario's counter.
 	connect func(name string) (*nats.Conn, error)
 	steps   *prometheus.CounterVec
@@ -94,7 +94,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	if err == nil {
 		var p plan
-		if p, err = o.validate(set); err == nil {
+		if p, err = o.validate(set); err == nil && p.has(wire.RoleScenario) {
+			return o.serveWorker(ctx, stderr)
+		}
+		if err == nil {
 			return o.serve(ctx, p, stdout, stderr, getenv)
 		}
 	}
@@ -119,6 +122,9 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 	p := plan{mode: md}
 	if p.roles, err = roles(o.shared.Role, md); err != nil {
 		return plan{}, err
+	}
+	if o.shared.NATS == "" && p.has(wire.RoleScenario) {
+		return plan{}, errors.New("--role scenario joins the `siphond run FILE --nats URL` that coordinates: give --nats")
 	}
 	if o.shared.NATS == "" && (!p.has(mode.RoleEdge) || len(p.roles) == 1) {
 		return plan{}, fmt.Errorf("--role %s runs part of a lab: give --nats so its other parts can reach it", o.shared.Role)
@@ -145,6 +151,9 @@ func (o *options) validate(set map[string]bool) (plan, error) {
 // roles resolves --role: "all" is the edge and every built role the mode needs.
 func roles(flagValue string, md mode.Mode) ([]string, error) {
 	built := role.Registered()
+	if flagValue == wire.RoleScenario {
+		return []string{wire.RoleScenario}, nil // a worker: a station and the coordinator's jobs
+	}
 	if flagValue == "all" {
 		out := []string{mode.RoleEdge}
 		for _, r := range md.Roles() {
@@ -159,8 +168,10 @@ func roles(flagValue string, md mode.Mode) ([]string, error) {
 	for _, r := range strings.Split(flagValue, ",") {
 		r = strings.TrimSpace(r)
 		switch {
+		case r == wire.RoleScenario:
+			return nil, errors.New("--role scenario runs alone: a worker with an edge of its own")
 		case !slices.Contains(mode.Roles, r):
-			return nil, fmt.Errorf("--role: unknown role %q (want edge, registrar, proxy, b2bua, uas, events, a comma list, or all)", r)
+			return nil, fmt.Errorf("--role: unknown role %q (want edge, registrar, proxy, b2bua, uas, events, a comma list, all, or scenario)", r)
 		case !slices.Contains(built, r):
 			return nil, fmt.Errorf("--role: the %s role is not built yet (built: %s)", r, strings.Join(built, ", "))
 		case !slices.Contains(out, r):
@@ -198,55 +209,15 @@ func (o *options) serve(ctx context.Context, p plan, stdout, stderr io.Writer, g
 			cleanup[i]()
 		}
 	}()
-	runner, err := o.start(ctx, p, log, &cleanup)
+	cast, err := o.start(ctx, p, log, &cleanup)
 	if err != nil {
 		log.Error("siphond could not start", "error", err)
 		return 1
 	}
-	if o.oneShot {
-		// The edge still has to send what the last steps answered (a
-		// scenario's 200 to a BYE) when the scenario ends.
-		defer func() {
-			select {
-			case <-runner.Clock.After(linger):
-			case <-ctx.Done():
-			}
-		}()
-	}
-	if o.oneShot && o.calls != nil {
-		sum := runner.RunCalls(ctx, o.scenario, *o.calls, stderr)
-		for _, c := range sum.Calls {
-			for _, r := range c.Steps {
-				if !r.OK {
-					fmt.Fprintf(stdout, "call %d: %s\n", c.Call, r)
-				}
-			}
-		}
-		fmt.Fprintln(stdout, sum)
-		if o.report != "" {
-			if err := sum.WriteReport(o.report, o.shared.Scenario); err != nil {
-				fmt.Fprintf(stderr, "siphond run: --report: %v\n", err)
-				return 2
-			}
-		}
-		if sum.Failed > 0 || len(sum.Calls) < o.calls.Calls {
-			return 1
-		}
-		return 0
-	}
-	if o.oneShot {
-		ok := runner.Run(ctx, o.scenario, func(r scenario.Result) { fmt.Fprintln(stdout, r) })
-		if !ok {
-			fmt.Fprintln(stdout, "scenario FAILED")
-			return 1
-		}
-		fmt.Fprintln(stdout, "scenario passed")
-		return 0
-	}
 	if o.scenario != nil {
 		go func() {
-			ok := runner.Run(ctx, o.scenario, func(r scenario.Result) {
-				runner.Count(r)
+			ok := scenario.Play(ctx, o.scenario, cast, func(r scenario.Result) {
+				o.count(r)
 				if r.OK {
 					log.Info("scenario step", "result", r.String())
 				} else {
@@ -269,13 +240,25 @@ const stopTimeout = 10 * time.Second
 // retransmissions' first rounds.
 const linger = 500 * time.Millisecond
 
-func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) (*scenarioRunner, error) {
+// start starts the plan's roles, and --scenario's runners: siphond's
+// one-party scenario sends through this process's edge; actors of their own
+// (a bind each) get stations.
+func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) ([]*scenario.Runner, error) {
 	err := o.startRoles(ctx, p, log, cleanup)
 	if err != nil || o.scenario == nil {
 		return nil, err
 	}
+	sc := o.scenario
+	if len(sc.Actors) > 1 || sc.Actors[0].Bind != "" {
+		for i, a := range sc.Actors {
+			if a.Bind == "" {
+				return nil, fmt.Errorf("--scenario: actors[%d] (%s): bind: in a daemon each actor needs its own host:port (port 0: any free one)", i, a.Name)
+			}
+		}
+		return o.startStations(ctx, sc, log, cleanup)
+	}
 	if !p.has(mode.RoleEdge) {
-		return nil, errors.New("--scenario needs an edge in this process to send through (--role all, or one with edge)")
+		return nil, errors.New("--scenario needs an edge in this process to send through (--role all, or one with edge), or a bind of its own")
 	}
 	nc, err := o.connect("siphon-scenario")
 	if err != nil {
@@ -286,31 +269,28 @@ func (o *options) start(ctx context.Context, p plan, log *slog.Logger, cleanup *
 	if err != nil {
 		return nil, err
 	}
-	sr := &scenarioRunner{Runner: scenario.Runner{Send: client, IDs: ids.FromEnv("scenario"), Clock: clockwork.NewRealClock(),
-		UserAgent: o.shared.UserAgent, Env: os.Getenv, Vars: map[string]string{"local_addr": o.localAddr},
-		Inbound: make(chan *sipbus.Request, 64)}, steps: o.steps}
-	if o.oneShot {
-		// The requests that come to the run's edge (mode.Scenario) are the
-		// scenario's: expect request takes them.
-		handlers := map[string]sipbus.Handler{}
-		for _, method := range p.mode.Methods() {
-			handlers[method] = func(r *sipbus.Request) {
-				select {
-				case sr.Inbound <- r:
-				default: // nobody expects that many: the edge's role timeout answers it
-				}
-			}
-		}
-		svc, err := sipbus.Serve(nc, wire.RoleScenario, handlers, sipbus.Options{}, o.metrics, log)
-		if err != nil {
-			return nil, err
-		}
-		*cleanup = append(*cleanup, func() { _ = svc.Stop(context.Background()) })
-		if err := nc.FlushTimeout(stopTimeout); err != nil {
-			log.Warn("scenario: NATS not flushed", "error", err)
-		}
+	// Requests to the daemon's edge go to its mode's roles: an expect
+	// request of this actor fails at once (no Inbox).
+	local := o.roles[mode.RoleEdge].Config().(*edge.Config).UDPBind
+	return []*scenario.Runner{{Send: client, IDs: ids.FromEnv("scenario"), Clock: clockwork.NewRealClock(),
+		UserAgent: o.shared.UserAgent, Env: os.Getenv, Vars: map[string]string{"local_addr": local}}}, nil
+}
+
+func stepCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "siphon_scenario_steps_total",
+		Help: "Scenario steps run (--scenario, siphond run), by type and outcome (ok, failed)."}, []string{"type", "outcome"})
+}
+
+// count counts a scenario step's outcome in /metrics.
+func (o *options) count(r scenario.Result) {
+	if o.steps == nil {
+		return // siphond run without --metrics-bind
 	}
-	return sr, nil
+	outcome := "ok"
+	if !r.OK {
+		outcome = "failed"
+	}
+	o.steps.WithLabelValues(r.Step.Type, outcome).Inc()
 }
 
 func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, cleanup *[]func()) error {
@@ -326,8 +306,7 @@ func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, clea
 		return err
 	}
 	o.connect, o.metrics = connect, metrics
-	o.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "siphon_scenario_steps_total",
-		Help: "Scenario steps run (--scenario), by type and outcome (ok, failed)."}, []string{"type", "outcome"})
+	o.steps = stepCounter()
 	metrics.Registry.MustRegister(o.steps)
 	var conns []*nats.Conn
 	metrics.Gauge("siphon_nats_connected", "1 when every NATS connection of this process is up.", func() float64 {

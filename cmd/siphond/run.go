@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/siphon-lab/siphon/pkg/config"
-	"github.com/siphon-lab/siphon/pkg/mode"
+	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/scenario"
 )
 
@@ -43,7 +46,6 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			o.shared.LogLevel = "warn"
 		}
 		o.shared.Scenario = ""
-		o.localAddr = fs.Lookup("udp-bind").Value.String()
 		_, err = o.validate(set)
 	}
 	if err == nil {
@@ -54,23 +56,103 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fmt.Fprintf(stderr, "siphond run: %v\n", err)
 		return 2
 	}
-	md := mode.Scenario // every request the run's edge gets is the scenario's
-	o.oneShot = true
 	if o.report != "" && o.calls == nil {
 		o.calls = &scenario.Calls{Calls: 1, Concurrency: 1}
 	}
-	return o.serve(ctx, plan{mode: md, roles: []string{mode.RoleEdge}}, stdout, stderr, getenv)
+	return o.runOnce(ctx, stdout, stderr, getenv)
+}
+
+// runOnce runs the scenario, each actor at a station of its own (or, with
+// --nats, at the `siphond --role scenario` workers that join there), and
+// says how it went: 0 passed, 1 failed, 2 for what it could not start.
+func (o *options) runOnce(ctx context.Context, stdout, stderr io.Writer, getenv func(string) string) int {
+	log := obs.NewLogger(stderr, o.shared.LogLevel, o.shared.LogFormat)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	if o.shared.NATS != "" {
+		return o.coordinate(ctx, stdout, stderr)
+	}
+	cast, err := o.startStations(ctx, o.scenario, log, &cleanup)
+	if err == nil && o.shared.MetricsBind != "" {
+		err = o.serveRunMetrics(ctx, log)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "siphond run: %v\n", err)
+		return 2
+	}
+	// The edges still have to send what the last steps answered (a
+	// scenario's 200 to a BYE) when the scenario ends.
+	defer func() {
+		select {
+		case <-time.After(linger):
+		case <-ctx.Done():
+		}
+	}()
+	if o.calls == nil {
+		if !scenario.Play(ctx, o.scenario, cast, func(r scenario.Result) { o.count(r); fmt.Fprintln(stdout, r) }) {
+			fmt.Fprintln(stdout, "scenario FAILED")
+			return 1
+		}
+		fmt.Fprintln(stdout, "scenario passed")
+		return 0
+	}
+	l := *o.calls
+	l.Done = func(c scenario.CallResult) {
+		for _, r := range c.Steps {
+			o.count(r)
+		}
+	}
+	return o.summarize(scenario.RunCalls(ctx, o.scenario, cast, l, stderr), l, stdout, stderr)
+}
+
+// serveRunMetrics serves the run's step counts at --metrics-bind.
+func (o *options) serveRunMetrics(ctx context.Context, log *slog.Logger) error {
+	metrics := obs.NewMetrics()
+	o.steps = stepCounter()
+	metrics.Registry.MustRegister(o.steps)
+	_, err := obs.Serve(ctx, o.shared.MetricsBind, metrics, obs.NewHealth(), log)
+	return err
+}
+
+// summarize prints a run of many calls, its failed steps and its summary,
+// writes --report, and says how it went.
+func (o *options) summarize(sum scenario.Summary, l scenario.Calls, stdout, stderr io.Writer) int {
+	for _, c := range sum.Calls {
+		for _, r := range c.Steps {
+			if !r.OK {
+				fmt.Fprintf(stdout, "call %d: %s\n", c.Call, r)
+			}
+		}
+	}
+	fmt.Fprintln(stdout, sum)
+	if o.report != "" {
+		if err := sum.WriteReport(o.report, o.shared.Scenario); err != nil {
+			fmt.Fprintf(stderr, "siphond run: --report: %v\n", err)
+			return 2
+		}
+	}
+	if sum.Failed > 0 || len(sum.Calls) < l.Calls {
+		return 1
+	}
+	return 0
 }
 
 // runFlags takes `siphond run`'s own flags out of args and returns the rest.
 func (o *options) runFlags(args []string) ([]string, error) {
 	var rest []string
+	o.joinTimeout = 30 * time.Second
 	calls := scenario.Calls{Calls: 1, Concurrency: 10}
 	seen := false
 	for i := 0; i < len(args); i++ {
 		name, value, inline := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		switch name {
-		case "calls", "rate", "concurrency", "report", "inf":
+		case "calls", "rate", "concurrency", "report", "inf", "join-timeout":
 		default:
 			rest = append(rest, args[i])
 			continue
@@ -110,6 +192,11 @@ func (o *options) runFlags(args []string) ([]string, error) {
 		case "inf":
 			calls.Rows, err = scenario.ReadRows(value)
 			seen = true
+		case "join-timeout":
+			o.joinTimeout, err = time.ParseDuration(value)
+			if err == nil && o.joinTimeout <= 0 {
+				err = errors.New("want a positive duration (30s)")
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("--%s %s: %w", name, value, err)
@@ -121,17 +208,3 @@ func (o *options) runFlags(args []string) ([]string, error) {
 	return rest, nil
 }
 
-// scenarioRunner is the scenario runner with the process's step counter.
-type scenarioRunner struct {
-	scenario.Runner
-	steps *prometheus.CounterVec
-}
-
-// Count counts a step's outcome in /metrics.
-func (s *scenarioRunner) Count(r scenario.Result) {
-	outcome := "ok"
-	if !r.OK {
-		outcome = "failed"
-	}
-	s.steps.WithLabelValues(r.Step.Type, outcome).Inc()
-}

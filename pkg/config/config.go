@@ -65,6 +65,8 @@ type Shared struct {
 	UserAgent   string
 	LocalURI    string
 	Scenario    string
+	// ScenarioActor is the actor a `--role scenario` worker plays ("": any).
+	ScenarioActor string
 	// EnableRefer lets the roles that take REFER (the uas, the b2bua) carry
 	// out transfers (RFC 3515).
 	EnableRefer bool
@@ -73,7 +75,7 @@ type Shared struct {
 // RegisterFlags adds the shared flags to fs.
 func (c *Shared) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mode, "mode", "minimal", "operational mode: minimal, full-uas, registrar, proxy, b2bua, call-server, subscription-server")
-	fs.StringVar(&c.Role, "role", "all", "roles this process runs: edge, registrar, proxy, b2bua, uas, events, a comma list, or all")
+	fs.StringVar(&c.Role, "role", "all", "roles this process runs: edge, registrar, proxy, b2bua, uas, events, a comma list, or all; scenario alone: a worker for `siphond run FILE --nats URL`")
 	fs.StringVar(&c.NATS, "nats", "", "NATS server URL (nats://host:port); empty starts an embedded server in this process")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL (redis://host:port/db); empty keeps state in memory in this process")
 	fs.StringVar(&c.MetricsBind, "metrics-bind", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz; empty turns them off")
@@ -82,6 +84,7 @@ func (c *Shared) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.UserAgent, "user-agent", "siphond/0.2-refactored", "User-Agent and Server header value")
 	fs.StringVar(&c.LocalURI, "local-uri", "sip:siphond@localhost", "local SIP URI for From/Contact headers")
 	fs.StringVar(&c.Scenario, "scenario", "", "run a JSON scenario file once the daemon is up (needs an edge in this process); `siphond run FILE` runs one and exits")
+	fs.StringVar(&c.ScenarioActor, "scenario-actor", "", "with --role scenario: the actor of the coordinator's scenario this worker plays; empty: any it is given")
 	fs.BoolVar(&c.EnableRefer, "enable-refer", true, "enable REFER call transfer (RFC 3515) in the uas and the b2bua")
 }
 

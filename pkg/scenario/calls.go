@@ -23,9 +23,16 @@ type Calls struct {
 	Calls, Concurrency int
 	Rate               float64
 	Rows               []map[string]string
+	// Numbers are the calls this run makes when not 1 to Calls: a worker's
+	// share (`siphond --role scenario`), each started when it would be in
+	// the whole run.
+	Numbers []int
+	// Done, when set, gets each call's result as it ends.
+	Done func(CallResult)
 }
 
-// CallResult is one call of a run: its steps' results and how long it took.
+// CallResult is one call of a run: its steps' results (every actor's) and
+// how long it took.
 type CallResult struct {
 	Call    int
 	Passed  bool
@@ -46,13 +53,27 @@ type Summary struct {
 // RunCalls runs sc as l says, writing progress to progress once a second,
 // and returns every call's result.
 func (rn *Runner) RunCalls(ctx context.Context, sc *Scenario, l Calls, progress io.Writer) Summary {
-	results := make([]CallResult, l.Calls)
+	return RunCalls(ctx, sc, []*Runner{rn}, l, progress)
+}
+
+// RunCalls runs sc's calls as l says, each call every actor of cast side by
+// side, writing progress once a second; it returns every call's result.
+func RunCalls(ctx context.Context, sc *Scenario, cast []*Runner, l Calls, progress io.Writer) Summary {
+	clock := cast[0].Clock
+	numbers := l.Numbers
+	if numbers == nil {
+		for n := 1; n <= l.Calls; n++ {
+			numbers = append(numbers, n)
+		}
+	}
+	results := make([]CallResult, len(numbers))
 	var mu sync.Mutex
-	started, passed, failed := 0, 0, 0
+	started := 0
+	var sofar Summary
 	slots := make(chan struct{}, max(1, l.Concurrency))
 	var wg sync.WaitGroup
-	begin := rn.Clock.Now()
-	tick := rn.Clock.NewTicker(time.Second)
+	begin := clock.Now()
+	tick := clock.NewTicker(time.Second)
 	defer tick.Stop()
 	stop := make(chan struct{})
 	go func() {
@@ -60,8 +81,8 @@ func (rn *Runner) RunCalls(ctx context.Context, sc *Scenario, l Calls, progress 
 			select {
 			case <-tick.Chan():
 				mu.Lock()
-				elapsed := rn.Clock.Since(begin).Seconds()
-				fmt.Fprintf(progress, "calls: %d started, %d passed, %d failed, %.1f/s\n", started, passed, failed, float64(passed+failed)/max(elapsed, 0.001))
+				sofar.Elapsed = clock.Since(begin)
+				fmt.Fprintln(progress, sofar.progress(started))
 				mu.Unlock()
 			case <-stop:
 				return
@@ -72,10 +93,10 @@ func (rn *Runner) RunCalls(ctx context.Context, sc *Scenario, l Calls, progress 
 	if l.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / l.Rate)
 	}
-	for i := range l.Calls {
-		if interval > 0 && i > 0 {
+	for i, n := range numbers {
+		if interval > 0 && n > 1 {
 			select {
-			case <-rn.Clock.After(begin.Add(time.Duration(i) * interval).Sub(rn.Clock.Now())):
+			case <-clock.After(begin.Add(time.Duration(n-1) * interval).Sub(clock.Now())):
 			case <-ctx.Done():
 			}
 		}
@@ -89,42 +110,97 @@ func (rn *Runner) RunCalls(ctx context.Context, sc *Scenario, l Calls, progress 
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			vars := map[string]string{"call_number": strconv.Itoa(i + 1)}
+			vars := map[string]string{"call_number": strconv.Itoa(n)}
 			if len(l.Rows) > 0 {
-				for k, v := range l.Rows[i%len(l.Rows)] {
+				for k, v := range l.Rows[(n-1)%len(l.Rows)] {
 					vars[k] = v
 				}
 			}
-			cr := CallResult{Call: i + 1}
-			t0 := rn.Clock.Now()
-			cr.Passed = rn.run(ctx, sc, vars, func(r Result) {
+			t0 := clock.Now()
+			cr := CallResult{Call: n}
+			cr.Passed = play(ctx, sc, cast, vars, func(r Result) {
 				cr.Steps = append(cr.Steps, r)
 				if r.Step.Type == "send" || r.Step.Type == "register" {
 					cr.SendTimes = append(cr.SendTimes, r.Elapsed)
 				}
 			})
-			cr.Elapsed = rn.Clock.Since(t0)
+			cr.Elapsed = clock.Since(t0)
 			mu.Lock()
 			results[i] = cr
-			if cr.Passed {
-				passed++
-			} else {
-				failed++
-			}
+			sofar.add(cr)
 			mu.Unlock()
+			if l.Done != nil {
+				l.Done(cr)
+			}
 		}()
 	}
 	wg.Wait()
 	close(stop)
-	sum := Summary{Calls: results[:started], Elapsed: rn.Clock.Since(begin)}
-	for _, c := range sum.Calls {
-		if c.Passed {
-			sum.Passed++
-		} else {
-			sum.Failed++
-		}
+	sum := Summary{Elapsed: clock.Since(begin)}
+	for _, c := range results[:started] {
+		sum.Calls = append(sum.Calls, c)
+		sum.count(c)
 	}
 	return sum
+}
+
+// Play runs every actor of sc once, side by side (barriers between them),
+// handing each step's result to report (one at a time), and says whether
+// every step held.
+func Play(ctx context.Context, sc *Scenario, cast []*Runner, report func(Result)) bool {
+	return play(ctx, sc, cast, map[string]string{"call_number": "1"}, report)
+}
+
+func play(ctx context.Context, sc *Scenario, cast []*Runner, vars map[string]string, report func(Result)) bool {
+	if len(cast) == 1 {
+		return cast[0].run(ctx, sc, vars, report)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	passed := make([]bool, len(cast))
+	for i, rn := range cast {
+		own := make(map[string]string, len(vars))
+		for k, v := range vars {
+			own[k] = v
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			passed[i] = rn.run(ctx, sc, own, func(r Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				report(r)
+			})
+		}()
+	}
+	wg.Wait()
+	for _, ok := range passed {
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// add counts c into a summary of the calls so far.
+func (s *Summary) add(c CallResult) {
+	s.Calls = append(s.Calls, CallResult{Passed: c.Passed, SendTimes: c.SendTimes})
+	s.count(c)
+}
+
+func (s *Summary) count(c CallResult) {
+	if c.Passed {
+		s.Passed++
+	} else {
+		s.Failed++
+	}
+}
+
+// progress is the line a run prints each second.
+func (s Summary) progress(started int) string {
+	p50, _, p99, _ := s.Percentiles()
+	return fmt.Sprintf("calls: %d started, %d passed, %d failed, %.1f/s; send p50 %v p99 %v", started, s.Passed, s.Failed,
+		float64(s.Passed+s.Failed)/max(s.Elapsed.Seconds(), 0.001), p50.Round(time.Microsecond), p99.Round(time.Microsecond))
 }
 
 // Percentiles are the send steps' response times at p50, p90, p99 and the most.

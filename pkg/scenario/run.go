@@ -35,6 +35,8 @@ type Sender interface {
 
 // Result is one step's outcome.
 type Result struct {
+	// Actor is the actor whose step it is ("" in a one-party scenario).
+	Actor string
 	Index int
 	Step  Step
 	// OK says the step held: a send got a final response, an expect saw the
@@ -66,12 +68,17 @@ func (r Result) String() string {
 		what += " " + r.Step.Var
 	case "register":
 		what += " " + r.Step.User + " at " + r.Step.URI
+	case "barrier":
+		what += " " + r.Step.Name
 	}
 	outcome := "ok"
 	if !r.OK {
 		outcome = "FAILED"
 	}
 	s := fmt.Sprintf("step %d (%s): %s", r.Index+1, what, outcome)
+	if r.Actor != "" {
+		s = r.Actor + " " + s
+	}
 	if r.Got != "" {
 		s += ": " + r.Got
 	}
@@ -81,7 +88,7 @@ func (r Result) String() string {
 	return s
 }
 
-// Runner runs scenarios through the send path.
+// Runner plays one actor of scenarios through the send path.
 type Runner struct {
 	Send      Sender
 	IDs       *ids.Generator
@@ -89,10 +96,15 @@ type Runner struct {
 	UserAgent string
 	// Env looks up ${NAME} when no capture set it (os.Getenv).
 	Env func(string) string
-	// Vars are built-in variables (local_addr: the runner's own edge).
+	// Vars are built-in variables (local_addr: the actor's own edge).
 	Vars map[string]string
-	// Inbound are the requests that come to the scenario (expect request).
-	Inbound chan *sipbus.Request
+	// Actor names the actor this runner plays ("": the first).
+	Actor string
+	// Inbox has the requests that come to the actor's edge; nil when none
+	// come (an expect request then fails at once).
+	Inbox *Inbox
+	// Barriers is where the actors meet; nil: this runner's actor alone.
+	Barriers Barriers
 }
 
 // dialog is one the scenario established, for the later requests to its URI.
@@ -103,33 +115,61 @@ type dialog struct {
 	transport string
 }
 
-// Run runs sc, handing each step's result to report as it ends, and says
-// whether every step held.
+// call is one run of an actor's steps: what the steps before left for the
+// next.
+type call struct {
+	rn      *Runner
+	sc      *Scenario
+	actor   *Actor
+	number  int
+	vars    map[string]string
+	dialogs map[string]*dialog // by the peer's URI: the request URI, or the caller's for a dialog this side answered
+	mb      *mailbox
+	// received is the request last expected, for respond; backlog the
+	// requests that came while another was expected.
+	received *sipbus.Request
+	backlog  []*sipbus.Request
+	invites  map[string]*sipbus.Request // the INVITEs received, by Call-ID: what a respond after their CANCEL answers
+	tags     map[string]string          // this side's To tag, by Call-ID
+	last     *sip.Response
+}
+
+// Run runs sc's actor once, handing each step's result to report as it
+// ends, and says whether every step held.
 func (rn *Runner) Run(ctx context.Context, sc *Scenario, report func(Result)) bool {
 	return rn.run(ctx, sc, map[string]string{"call_number": "1"}, report)
 }
 
 func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string, report func(Result)) bool {
+	actor := &sc.Actors[0]
+	if rn.Actor != "" {
+		if actor = sc.Actor(rn.Actor); actor == nil {
+			report(Result{Actor: rn.Actor, OK: false, Err: fmt.Errorf("the scenario has no actor %q", rn.Actor)})
+			return false
+		}
+	}
 	for k, v := range rn.Vars {
 		if _, ok := vars[k]; !ok {
 			vars[k] = v
 		}
 	}
-	// The scenario's own addresses may name variables too (${local_addr}).
-	own := Step{URI: sc.LocalURI, Body: sc.ContactURI}
+	// The actor's own addresses may name variables too (${local_addr}).
+	own := Step{URI: actor.LocalURI, Body: actor.ContactURI}
 	if rn.expand(&own, vars) == nil {
-		copied := *sc
+		copied := *actor
 		copied.LocalURI, copied.ContactURI = own.URI, own.Body
-		sc = &copied
+		actor = &copied
 	}
-	dialogs := map[string]*dialog{} // by request URI
-	var received *sipbus.Request    // the request last expected, for respond
-	var backlog []*sipbus.Request   // requests that came while another was expected
-	tags := map[string]string{}     // this side's To tag, by Call-ID
-	var last *sip.Response
+	c := &call{rn: rn, sc: sc, actor: actor, vars: vars, dialogs: map[string]*dialog{},
+		invites: map[string]*sipbus.Request{}, tags: map[string]string{}}
+	c.number, _ = strconv.Atoi(vars["call_number"])
+	if rn.Inbox != nil {
+		c.mb = rn.Inbox.open()
+		defer c.mb.close()
+	}
 	all := true
-	for i, st := range sc.Steps {
-		res := Result{Index: i, Step: st, OK: true}
+	for i, st := range actor.Steps {
+		res := Result{Actor: actor.Name, Index: i, Step: st, OK: true}
 		if err := rn.expand(&st, vars); err != nil {
 			res.OK, res.Err = false, err
 			all = false
@@ -137,92 +177,8 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 			continue
 		}
 		res.Step = st
-		if st.Type == "register" {
-			st = registerStep(sc, st)
-		}
 		t0 := rn.Clock.Now()
-		switch st.Type {
-		case "send":
-			got, err := rn.send(ctx, sc, st, dialogs)
-			last = got
-			switch {
-			case err != nil:
-				res.OK, res.Err = false, err
-			default:
-				res.Got = strconv.Itoa(got.StatusCode) + " " + got.Reason
-			}
-		case "sleep":
-			select {
-			case <-rn.Clock.After(time.Duration(st.MS) * time.Millisecond):
-			case <-ctx.Done():
-				res.OK, res.Err = false, ctx.Err()
-			}
-		case "respond":
-			if received == nil {
-				res.OK, res.Got = false, "no request to respond to"
-				break
-			}
-			var code int
-			_ = json.Unmarshal(st.Status, &code)
-			out := respondTo(received, code, st, tags, sc, rn)
-			if err := received.Respond(out); err != nil {
-				res.OK, res.Err = false, err
-			} else {
-				res.Got = "sent " + strconv.Itoa(code) + " " + out.Reason
-			}
-		case "capture":
-			if last == nil {
-				res.OK, res.Got = false, "no response to capture from"
-				break
-			}
-			in := string(last.Body())
-			if st.Header != "" {
-				in = ""
-				if h := last.GetHeader(st.Header); h != nil {
-					in = h.Value()
-				}
-			}
-			m := regexp.MustCompile(st.Regex).FindStringSubmatch(in) // compiled once on load already
-			switch {
-			case m == nil:
-				res.OK, res.Got = false, "no match for "+st.Regex
-			case len(m) > 1:
-				vars[st.Var] = m[1]
-			default:
-				vars[st.Var] = m[0]
-			}
-			if res.OK {
-				res.Got = st.Var + "=" + vars[st.Var]
-			}
-		case "expect":
-			if st.Request != "" {
-				req, err := rn.await(ctx, st, &backlog)
-				if err != nil {
-					res.OK, res.Err = false, err
-					break
-				}
-				received = req
-				res.Got = "got " + string(req.Method) + " " + req.Recipient.String()
-				if msg := mismatch(st, req.Request); msg != "" {
-					res.OK, res.Got = false, res.Got+": "+msg
-				}
-				break
-			}
-			lo, hi, err := st.statusRange()
-			switch {
-			case err != nil:
-				res.OK, res.Err = false, fmt.Errorf("status: %w", err)
-			case last == nil:
-				res.OK, res.Got = false, "no response to compare"
-			case last.StatusCode < lo || last.StatusCode > hi:
-				res.OK, res.Got = false, fmt.Sprintf("got %d %s, expected %s", last.StatusCode, last.Reason, orNone(st.Status))
-			default:
-				res.Got = fmt.Sprintf("got %d %s", last.StatusCode, last.Reason)
-				if msg := mismatch(st, last); msg != "" {
-					res.OK, res.Got = false, res.Got+": "+msg
-				}
-			}
-		}
+		c.step(ctx, st, &res)
 		res.Elapsed = rn.Clock.Since(t0)
 		if !res.OK && st.Type == "expect" && st.Optional {
 			res.OK, res.Got = true, "optional, not met: "+res.Got+errText(res.Err)
@@ -235,6 +191,166 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 		}
 	}
 	return all
+}
+
+// step runs st, its outcome in res.
+func (c *call) step(ctx context.Context, st Step, res *Result) {
+	rn := c.rn
+	if st.Type == "register" {
+		st = registerStep(c.actor, st)
+	}
+	switch st.Type {
+	case "send":
+		got, err := c.send(ctx, st)
+		c.last = got
+		if err != nil {
+			res.OK, res.Err = false, err
+			return
+		}
+		res.Got = strconv.Itoa(got.StatusCode) + " " + got.Reason
+	case "sleep":
+		select {
+		case <-rn.Clock.After(time.Duration(st.MS) * time.Millisecond):
+		case <-ctx.Done():
+			res.OK, res.Err = false, ctx.Err()
+		}
+	case "barrier":
+		within := time.Duration(st.TimeoutMS) * time.Millisecond
+		if within == 0 {
+			within = 30 * time.Second
+		}
+		parties := c.sc.Parties(st.Name)
+		if parties <= 1 || rn.Barriers == nil {
+			return // no other actor meets here
+		}
+		m := Meeting{Barrier: st.Name, Call: c.number, Parties: parties, Actor: c.actor.Name}
+		if err := rn.Barriers.Wait(ctx, m, within); err != nil {
+			res.OK, res.Err = false, err
+			return
+		}
+		res.Got = strconv.Itoa(parties) + " actors met"
+	case "respond":
+		c.respond(st, res)
+	case "capture":
+		if c.last == nil {
+			res.OK, res.Got = false, "no response to capture from"
+			return
+		}
+		in := string(c.last.Body())
+		if st.Header != "" {
+			in = ""
+			if h := c.last.GetHeader(st.Header); h != nil {
+				in = h.Value()
+			}
+		}
+		m := regexp.MustCompile(st.Regex).FindStringSubmatch(in) // compiled once on load already
+		switch {
+		case m == nil:
+			res.OK, res.Got = false, "no match for "+st.Regex
+			return
+		case len(m) > 1:
+			c.vars[st.Var] = m[1]
+		default:
+			c.vars[st.Var] = m[0]
+		}
+		res.Got = st.Var + "=" + c.vars[st.Var]
+	case "expect":
+		if st.Request != "" {
+			req, err := c.await(ctx, st)
+			if err != nil {
+				res.OK, res.Err = false, err
+				return
+			}
+			c.received = req
+			if req.IsInvite() {
+				c.invites[req.CallID().Value()] = req
+			}
+			res.Got = "got " + string(req.Method) + " " + req.Recipient.String()
+			if msg := mismatch(st, req.Request); msg != "" {
+				res.OK, res.Got = false, res.Got+": "+msg
+			}
+			return
+		}
+		lo, hi, err := st.statusRange()
+		switch {
+		case err != nil:
+			res.OK, res.Err = false, fmt.Errorf("status: %w", err)
+		case c.last == nil:
+			res.OK, res.Got = false, "no response to compare"
+		case c.last.StatusCode < lo || c.last.StatusCode > hi:
+			res.OK, res.Got = false, fmt.Sprintf("got %d %s, expected %s", c.last.StatusCode, c.last.Reason, orNone(st.Status))
+		default:
+			res.Got = fmt.Sprintf("got %d %s", c.last.StatusCode, c.last.Reason)
+			if msg := mismatch(st, c.last); msg != "" {
+				res.OK, res.Got = false, res.Got+": "+msg
+			}
+		}
+	}
+}
+
+// respond answers the request last expected; after a CANCEL, the INVITE it
+// cancels (the edge answered the CANCEL itself, RFC 3261 §9.2).
+func (c *call) respond(st Step, res *Result) {
+	req := c.received
+	if req != nil && req.Method == sip.CANCEL {
+		req = c.invites[req.CallID().Value()]
+		if req == nil {
+			res.OK, res.Got = false, "no INVITE of this CANCEL's call to respond to"
+			return
+		}
+	}
+	if req == nil {
+		res.OK, res.Got = false, "no request to respond to"
+		return
+	}
+	var code int
+	_ = json.Unmarshal(st.Status, &code)
+	out := respondTo(req, code, st, c.tags, c.actor, c.rn)
+	if err := req.Respond(out); err != nil {
+		res.OK, res.Err = false, err
+		return
+	}
+	res.Got = "sent " + strconv.Itoa(code) + " " + out.Reason
+	switch {
+	case code >= 200 && code < 300 && (req.IsInvite() || req.Method == sip.SUBSCRIBE):
+		c.answered(req, out)
+	case code >= 200 && code < 300 && req.Method == sip.BYE:
+		for uri, dl := range c.dialogs {
+			if dl.d.CallID == req.CallID().Value() {
+				delete(c.dialogs, uri)
+			}
+		}
+	}
+}
+
+// answered keeps the dialog this side's 2xx made (RFC 3261 §12.1.1) under
+// the caller's URI, so a later send to that URI (a BYE, a REFER) goes in it:
+// the caller's Contact its remote target, the Record-Route as it came its
+// route set, over the flow the request came by.
+func (c *call) answered(req *sipbus.Request, res *sip.Response) {
+	key := req.From().Address.String()
+	if dl, ok := c.dialogs[key]; ok && dl.d.CallID == req.CallID().Value() {
+		return // a refresh of the dialog this side answered already
+	}
+	remoteTag, _ := req.From().Params.Get("tag")
+	localTag, _ := res.To().Params.Get("tag")
+	d := uac.Dialog{CallID: req.CallID().Value(), LocalURI: "<" + req.To().Address.String() + ">", LocalTag: localTag,
+		RemoteURI: "<" + key + ">", RemoteTag: remoteTag, RemoteTarget: key,
+		Contact: orDefault(c.actor.ContactURI, c.actor.LocalURI), UserAgent: c.rn.UserAgent}
+	if ct := req.Contact(); ct != nil {
+		d.RemoteTarget = ct.Address.String()
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		d.RouteSet = append(d.RouteSet, h.Value())
+	}
+	dl := &dialog{d: d, transport: strings.ToLower(orDefault(req.Transport, "udp")), via: uac.Via{Edge: req.Edge, Flow: req.Flow}}
+	if len(d.RouteSet) == 0 && req.Flow == "" {
+		var target sip.Uri
+		if sip.ParseUri(d.RemoteTarget, &target) == nil {
+			dl.via.Dest, _ = destination(target, dl.transport)
+		}
+	}
+	c.dialogs[key] = dl
 }
 
 func errText(err error) string {
@@ -265,26 +381,34 @@ func mismatch(st Step, msg interface {
 	return ""
 }
 
-// await is the next request of st.Request to come, from the backlog first.
-func (rn *Runner) await(ctx context.Context, st Step, backlog *[]*sipbus.Request) (*sipbus.Request, error) {
-	for i, r := range *backlog {
+// await is the next request of st.Request to come to this call, from the
+// backlog first.
+func (c *call) await(ctx context.Context, st Step) (*sipbus.Request, error) {
+	for i, r := range c.backlog {
 		if string(r.Method) == st.Request {
-			*backlog = append((*backlog)[:i], (*backlog)[i+1:]...)
+			c.backlog = append(c.backlog[:i], c.backlog[i+1:]...)
 			return r, nil
 		}
 	}
+	if c.mb == nil {
+		return nil, errors.New("no request comes to this actor: it has no edge of its own (give it a bind, or use siphond run)")
+	}
+	if r := c.mb.claim(st.Request); r != nil {
+		return r, nil
+	}
+	defer c.mb.unwant()
 	within := time.Duration(st.TimeoutMS) * time.Millisecond
 	if within == 0 {
 		within = 10 * time.Second
 	}
-	timeout := rn.Clock.After(within)
+	timeout := c.rn.Clock.After(within)
 	for {
 		select {
-		case r := <-rn.Inbound:
+		case r := <-c.mb.ch:
 			if string(r.Method) == st.Request {
 				return r, nil
 			}
-			*backlog = append(*backlog, r)
+			c.backlog = append(c.backlog, r)
 		case <-timeout:
 			return nil, fmt.Errorf("no %s within %v", st.Request, within)
 		case <-ctx.Done():
@@ -296,7 +420,7 @@ func (rn *Runner) await(ctx context.Context, st Step, backlog *[]*sipbus.Request
 // respondTo is a response to req: code, the step's reason, headers and
 // body, this side's To tag for the dialog (one per Call-ID), and a Contact
 // when it makes or keeps a dialog.
-func respondTo(req *sipbus.Request, code int, st Step, tags map[string]string, sc *Scenario, rn *Runner) *sip.Response {
+func respondTo(req *sipbus.Request, code int, st Step, tags map[string]string, a *Actor, rn *Runner) *sip.Response {
 	reason := st.Reason
 	if reason == "" {
 		reason = reasons[code]
@@ -317,11 +441,7 @@ func respondTo(req *sipbus.Request, code int, st Step, tags map[string]string, s
 				out.AppendHeader(sip.NewHeader("Record-Route", h.Value()))
 			}
 		}
-		contact := sc.ContactURI
-		if contact == "" {
-			contact = sc.LocalURI
-		}
-		out.AppendHeader(sip.NewHeader("Contact", "<"+contact+">"))
+		out.AppendHeader(sip.NewHeader("Contact", "<"+orDefault(a.ContactURI, a.LocalURI)+">"))
 	}
 	for _, h := range st.Headers {
 		sipmsg.ReplaceHeaders(out, h.Name, h.Value)
@@ -382,7 +502,8 @@ func (rn *Runner) expand(st *Step, vars map[string]string) error {
 // send sends one request: inside the dialog an earlier INVITE to the same
 // URI established (BYE after INVITE), else as a new one with a fresh
 // Call-ID, tag and CSeq; a 2xx to an INVITE is ACKed and its dialog kept.
-func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[string]*dialog) (*sip.Response, error) {
+func (c *call) send(ctx context.Context, st Step) (*sip.Response, error) {
+	rn, a, dialogs := c.rn, c.actor, c.dialogs
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	method := sip.RequestMethod(st.Method)
@@ -405,15 +526,15 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		via = existing.via
 	} else {
 		existing = nil
-		transport := strings.ToLower(orDefault(st.Transport, sc.DefaultTransport))
-		local, remote := sc.LocalURI, st.URI
+		transport := strings.ToLower(orDefault(st.Transport, a.DefaultTransport))
+		local, remote := a.LocalURI, st.URI
 		if st.from != "" { // a REGISTER's From and To are the address-of-record
 			local, remote = st.from, st.from
 		}
 		d := uac.Dialog{CallID: rn.IDs.CallID(""), LocalURI: "<" + local + ">", LocalTag: rn.IDs.Tag(), RemoteURI: "<" + remote + ">",
-			RemoteTarget: st.URI, Contact: sc.ContactURI, UserAgent: rn.UserAgent}
+			RemoteTarget: st.URI, Contact: a.ContactURI, UserAgent: rn.UserAgent}
 		if d.Contact == "" {
-			d.Contact = sc.LocalURI
+			d.Contact = a.LocalURI
 		}
 		req, err = d.Request(method, 1, contentType, []byte(st.Body))
 		if err == nil {
@@ -421,6 +542,9 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		}
 		if err == nil && (method == sip.INVITE || method == sip.SUBSCRIBE) { // dialog-creating (RFC 6665 §4.1.2.1 too)
 			existing = &dialog{d: d, cseq: 1, via: via, transport: transport}
+		}
+		if c.mb != nil {
+			c.mb.own(d.CallID) // the peer's requests in what this starts (a NOTIFY, its BYE) are this call's
 		}
 	}
 	if err != nil {
@@ -435,12 +559,12 @@ func (rn *Runner) send(ctx context.Context, sc *Scenario, st Step, dialogs map[s
 		// A Route the step gave (an outbound proxy): the first hop is where
 		// the request goes (RFC 3261 §8.1.2).
 		if first, err := uac.RouteURI(strings.Split(r.Value(), ",")[0]); err == nil {
-			via.Dest, _ = destination(first, strings.ToLower(orDefault(st.Transport, sc.DefaultTransport)))
+			via.Dest, _ = destination(first, strings.ToLower(orDefault(st.Transport, a.DefaultTransport)))
 		}
 	}
 	auth := st.Auth
 	if auth == nil {
-		auth = sc.Auth
+		auth = a.Auth
 	}
 	if method != sip.INVITE {
 		res, err := rn.Send.Do(ctx, req, via, nil)
@@ -564,7 +688,7 @@ func answer(req *sip.Request, res *sip.Response, auth *Auth) (*sip.Request, bool
 }
 
 // registerStep is a register step as the send it stands for.
-func registerStep(sc *Scenario, st Step) Step {
+func registerStep(a *Actor, st Step) Step {
 	var u sip.Uri
 	_ = sip.ParseUri(st.URI, &u)
 	aor := "sip:" + st.User + "@" + u.Host
@@ -572,10 +696,7 @@ func registerStep(sc *Scenario, st Step) Step {
 	if st.Expires != nil {
 		expires = *st.Expires
 	}
-	contact := sc.ContactURI
-	if contact == "" {
-		contact = sc.LocalURI
-	}
+	contact := orDefault(a.ContactURI, a.LocalURI)
 	return Step{Type: "send", Method: "REGISTER", URI: st.URI, Transport: st.Transport, Auth: st.Auth, from: aor,
 		Headers: append([]Header{{Name: "Contact", Value: "<" + contact + ">"}, {Name: "Expires", Value: strconv.Itoa(expires)}}, st.Headers...)}
 }

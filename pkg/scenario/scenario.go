@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -16,7 +17,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Scenario is siphond's scenario file.
+// Scenario is siphond's scenario file: the steps of one party, or Actors,
+// each a party with its own address whose steps run beside the others'.
 type Scenario struct {
 	// LocalURI is the From of every request; ContactURI its Contact.
 	LocalURI   string `json:"local_uri"`
@@ -27,7 +29,50 @@ type Scenario struct {
 	// Auth answers a 401 or 407 by itself: the request again with its
 	// digest (a step's own Auth wins).
 	Auth  *Auth  `json:"auth,omitempty"`
-	Steps []Step `json:"steps"`
+	Steps []Step `json:"steps,omitempty"`
+	// Actors are the parties of a scenario of several (the fields above are
+	// then their defaults). Parse makes a one-party scenario one actor too.
+	Actors []Actor `json:"actors,omitempty"`
+}
+
+// Actor is one party: its own edge (Bind), URIs and steps. Its barrier
+// steps wait for every actor that has a barrier of the same name.
+type Actor struct {
+	// Name names the actor in results and for `siphond --role scenario
+	// --scenario-actor`.
+	Name string `json:"name"`
+	// Bind is the host:port its edge listens on, UDP and TCP (port 0: any
+	// free one, ${local_addr} says which). Empty: the run's transport flags.
+	Bind             string `json:"bind,omitempty"`
+	LocalURI         string `json:"local_uri,omitempty"`
+	ContactURI       string `json:"contact_uri,omitempty"`
+	DefaultTransport string `json:"default_transport,omitempty"`
+	Auth             *Auth  `json:"auth,omitempty"`
+	Steps            []Step `json:"steps"`
+}
+
+// Parties is how many actors have a barrier named name.
+func (sc *Scenario) Parties(name string) int {
+	n := 0
+	for _, a := range sc.Actors {
+		for _, st := range a.Steps {
+			if st.Type == "barrier" && st.Name == name {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Actor is the actor named name, or nil.
+func (sc *Scenario) Actor(name string) *Actor {
+	for i := range sc.Actors {
+		if sc.Actors[i].Name == name {
+			return &sc.Actors[i]
+		}
+	}
+	return nil
 }
 
 // Auth is digest credentials (RFC 8760: MD5, SHA-256, SHA-512-256).
@@ -67,6 +112,11 @@ type Step struct {
 	Optional bool `json:"optional,omitempty"`
 	// respond: Status (and Reason, Headers, Body) to the request last expected.
 	Reason string `json:"reason,omitempty"`
+	// barrier: Name, waited at until every actor with a barrier of that name
+	// is there (within TimeoutMS, 30 s when 0).
+	Name string `json:"name,omitempty"`
+	// respond after an expected CANCEL answers the INVITE it cancels (the
+	// edge has answered the CANCEL 200 itself, RFC 3261 §9.2).
 	// repeat: Steps, Count times (flattened on load).
 	Count int    `json:"count,omitempty"`
 	Steps []Step `json:"steps,omitempty"`
@@ -90,18 +140,25 @@ var transports = map[string]bool{"udp": true, "tcp": true, "tls": true, "ws": tr
 var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Load reads and checks the scenario file at path; its errors name the file,
-// and the line or the field that is wrong.
+// and the line and the field that is wrong.
 func Load(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
+	return ParseFile(path, data)
+}
+
+// ParseFile reads and checks data, the file at path (YAML by its extension).
+func ParseFile(path string, data []byte) (*Scenario, error) {
+	var err error
+	src := data
 	if strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml") {
 		if data, err = yamlToJSON(data); err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", path, err)
 		}
 	}
-	sc, err := Parse(data)
+	sc, err := parse(data, src)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", path, err)
 	}
@@ -109,8 +166,7 @@ func Load(path string) (*Scenario, error) {
 }
 
 // yamlToJSON reads the YAML form: the same fields as the JSON's, checked the
-// same way once turned into JSON (one line of it: a type error then names
-// its field, not a line).
+// same way once turned into JSON.
 func yamlToJSON(data []byte) ([]byte, error) {
 	var v any
 	if err := yaml.Unmarshal(data, &v); err != nil {
@@ -124,7 +180,11 @@ func yamlToJSON(data []byte) ([]byte, error) {
 }
 
 // Parse reads and checks a scenario.
-func Parse(data []byte) (*Scenario, error) {
+func Parse(data []byte) (*Scenario, error) { return parse(data, data) }
+
+// parse reads the JSON data of src (the file as written, JSON or YAML: the
+// lines errors name are its lines).
+func parse(data, src []byte) (*Scenario, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var sc Scenario
@@ -141,30 +201,145 @@ func Parse(data []byte) (*Scenario, error) {
 		}
 		return nil, err // an unknown field: the decoder names it
 	}
+	if err := sc.check(); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			if n := lineOf(src, fe.path); n > 0 {
+				return nil, fmt.Errorf("line %d: %w", n, err)
+			}
+		}
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// fieldError is a value that is wrong, at path (keys and indexes) in the file.
+type fieldError struct {
+	path []any
+	err  error
+}
+
+func (e *fieldError) Error() string {
+	var b strings.Builder
+	for i, p := range e.path {
+		switch p := p.(type) {
+		case int:
+			fmt.Fprintf(&b, "[%d]", p)
+		default:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			fmt.Fprint(&b, p)
+		}
+	}
+	return "field " + b.String() + ": " + e.err.Error()
+}
+
+func (e *fieldError) Unwrap() error { return e.err }
+
+func wrong(path []any, format string, args ...any) error {
+	return &fieldError{path: path, err: fmt.Errorf(format, args...)}
+}
+
+// check fills the defaults and checks every field; a one-party scenario
+// becomes one actor.
+func (sc *Scenario) check() error {
 	if sc.DefaultTransport == "" {
 		sc.DefaultTransport = "udp"
 	}
 	if !transports[strings.ToLower(sc.DefaultTransport)] {
-		return nil, fmt.Errorf("field default_transport: %q, want udp, tcp, tls, ws or wss", sc.DefaultTransport)
+		return wrong([]any{"default_transport"}, "%q, want udp, tcp, tls, ws or wss", sc.DefaultTransport)
 	}
 	if sc.LocalURI == "" {
 		sc.LocalURI = "sip:scenario@localhost"
 	}
-	if len(sc.Steps) == 0 {
-		return nil, errors.New("field steps: no steps")
+	if sc.Auth != nil && sc.Auth.Username == "" {
+		return wrong([]any{"auth", "username"}, "want the user to authenticate as")
 	}
-	for _, a := range append([]*Auth{sc.Auth}, authsOf(sc.Steps)...) {
-		if a != nil && a.Username == "" {
-			return nil, errors.New("field auth.username: want the user to authenticate as")
+	var base []any // where an actor's fields are in the file
+	switch {
+	case len(sc.Actors) > 0 && len(sc.Steps) > 0:
+		return wrong([]any{"steps"}, "give steps, or actors each with its steps, not both")
+	case len(sc.Actors) == 0 && len(sc.Steps) == 0:
+		return wrong([]any{"steps"}, "no steps")
+	case len(sc.Actors) == 0:
+		sc.Actors, sc.Steps = []Actor{{Steps: sc.Steps}}, nil
+	default:
+		base = []any{"actors"}
+	}
+	names := map[string]bool{}
+	for i := range sc.Actors {
+		a := &sc.Actors[i]
+		at := func(field ...any) []any {
+			if base == nil {
+				return field
+			}
+			return append([]any{"actors", i}, field...)
 		}
-	}
-	for i := range sc.Steps {
-		if err := sc.Steps[i].check(); err != nil {
-			return nil, fmt.Errorf("field steps[%d]: %w", i, err)
+		if base != nil {
+			if !validName.MatchString(a.Name) || names[a.Name] {
+				return wrong(at("name"), "%q: want a name of letters, digits and _, one per actor", a.Name)
+			}
+			names[a.Name] = true
 		}
+		if a.Bind != "" {
+			if _, port, err := net.SplitHostPort(a.Bind); err != nil || port == "" {
+				return wrong(at("bind"), "%q: want host:port (port 0: any free one)", a.Bind)
+			}
+		}
+		a.LocalURI = orDefault(a.LocalURI, sc.LocalURI)
+		a.ContactURI = orDefault(a.ContactURI, sc.ContactURI)
+		a.DefaultTransport = orDefault(a.DefaultTransport, sc.DefaultTransport)
+		if !transports[strings.ToLower(a.DefaultTransport)] {
+			return wrong(at("default_transport"), "%q, want udp, tcp, tls, ws or wss", a.DefaultTransport)
+		}
+		if a.Auth == nil {
+			a.Auth = sc.Auth
+		}
+		if a.Auth != nil && a.Auth.Username == "" {
+			return wrong(at("auth", "username"), "want the user to authenticate as")
+		}
+		if len(a.Steps) == 0 {
+			return wrong(at("steps"), "no steps")
+		}
+		for j := range a.Steps {
+			if err := a.Steps[j].check(); err != nil {
+				return &fieldError{path: at("steps", j), err: err}
+			}
+		}
+		a.Steps = flatten(a.Steps)
 	}
-	sc.Steps = flatten(sc.Steps)
-	return &sc, nil
+	return nil
+}
+
+// lineOf is the line of the value at path in src (JSON is YAML: one parser
+// finds it in either), or 0.
+func lineOf(src []byte, path []any) int {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil || len(doc.Content) == 0 {
+		return 0
+	}
+	n := doc.Content[0]
+	for _, p := range path {
+		var next *yaml.Node
+		switch p := p.(type) {
+		case int:
+			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
+				next = n.Content[p]
+			}
+		case string:
+			for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+				}
+			}
+		}
+		if next == nil {
+			return n.Line
+		}
+		n = next
+	}
+	return n.Line
 }
 
 // flatten puts each repeat's steps in its place, Count times.
@@ -183,15 +358,10 @@ func flatten(steps []Step) []Step {
 	return out
 }
 
-func authsOf(steps []Step) []*Auth {
-	var out []*Auth
-	for _, s := range steps {
-		out = append(out, s.Auth)
-	}
-	return out
-}
-
 func (s *Step) check() error {
+	if s.Auth != nil && s.Auth.Username == "" {
+		return errors.New("auth.username: want the user to authenticate as")
+	}
 	switch s.Type {
 	case "send":
 		if s.Method == "" || strings.ToUpper(s.Method) != s.Method {
@@ -226,6 +396,13 @@ func (s *Step) check() error {
 			if err := s.Steps[j].check(); err != nil {
 				return fmt.Errorf("(repeat) steps[%d]: %w", j, err)
 			}
+		}
+	case "barrier":
+		if !validName.MatchString(s.Name) {
+			return fmt.Errorf("(barrier) name %q: want a name of letters, digits and _", s.Name)
+		}
+		if s.TimeoutMS < 0 {
+			return fmt.Errorf("(barrier) timeout_ms %d: must not be negative", s.TimeoutMS)
 		}
 	case "sleep":
 		if s.MS < 0 {
@@ -265,7 +442,7 @@ func (s *Step) check() error {
 			return fmt.Errorf("(capture) regex %q: want a regular expression (Go's RE2 syntax)", s.Regex)
 		}
 	default:
-		return fmt.Errorf("type %q: want send, register, sleep, expect, respond, capture or repeat", s.Type)
+		return fmt.Errorf("type %q: want send, register, sleep, expect, respond, capture, barrier or repeat", s.Type)
 	}
 	return nil
 }

@@ -73,6 +73,25 @@ const (
 	EventSourceT = "siphon.v1.event.%s.>"
 	// EventAll matches every event.
 	EventAll = "siphon.v1.event.>"
+
+	// A distributed scenario run (`siphond run FILE --nats URL`, workers
+	// `siphond --role scenario --nats URL`); JSON payloads (pkg/scenario).
+	//
+	// ScenarioWorkers: the coordinator's roll call; every idle worker replies
+	// with who it is (its id, its --scenario-actor, its edge's address).
+	ScenarioWorkers = "siphon.v1.scenario.workers"
+	// ScenarioWorkerT reaches one worker by id: its job (an actor and its
+	// calls), answered at once; an empty request is a liveness check.
+	ScenarioWorkerT = "siphon.v1.scenario.worker.%s"
+	// ScenarioBarrierT: a worker's actor at a barrier of run (the run's id);
+	// the coordinator replies once every party has come.
+	ScenarioBarrierT = "siphon.v1.scenario.run.%s.barrier"
+	// ScenarioCallT: a worker's result of one call of run, as it ends.
+	ScenarioCallT = "siphon.v1.scenario.run.%s.call"
+	// ScenarioDoneT: a worker has run its share of run.
+	ScenarioDoneT = "siphon.v1.scenario.run.%s.done"
+	// ScenarioRunAll matches every message of every run.
+	ScenarioRunAll = "siphon.v1.scenario.run.>"
 )
 
 // Queue groups: one per role, named after it, so replicas of a role share its
@@ -246,6 +265,18 @@ func EdgeCancel(edgeID string) string {
 func Replica(role, id string) string {
 	return fmt.Sprintf(ReplicaT, role, id)
 }
+
+// ScenarioWorker is one scenario worker's subject.
+func ScenarioWorker(id string) string { return fmt.Sprintf(ScenarioWorkerT, id) }
+
+// ScenarioBarrier, ScenarioCall and ScenarioDone are run's subjects.
+func ScenarioBarrier(run string) string { return fmt.Sprintf(ScenarioBarrierT, run) }
+
+// ScenarioCall is the subject of run's call results.
+func ScenarioCall(run string) string { return fmt.Sprintf(ScenarioCallT, run) }
+
+// ScenarioDone is the subject of run's workers' ends.
+func ScenarioDone(run string) string { return fmt.Sprintf(ScenarioDoneT, run) }
 
 // Event is the subject of an event named name from source.
 func Event(source, name string) string {
