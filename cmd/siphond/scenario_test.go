@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/siphon-lab/siphon/pkg/testutil"
+	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
 // writeScenario writes a scenario file with the peer's address put in.
@@ -288,7 +289,11 @@ func TestScenarioSteps(t *testing.T) {
 }
 
 // TestScenarioExamples: the examples in scenarios/ against the siphond that
-// plays their peer (basic-call.json: TestScenarioCall).
+// plays their peer (basic-call.json: TestScenarioCall): a forked call (two
+// phones register as bob; one answers, the other gets the proxy's CANCEL and
+// answers it 487), a blind transfer (alice REFERs the uas to carol, takes the
+// NOTIFYs of its call to carol and hangs up; carol answers, then ends that
+// call in the dialog she answered).
 func TestScenarioExamples(t *testing.T) {
 	for _, ex := range []struct {
 		file string
@@ -297,6 +302,9 @@ func TestScenarioExamples(t *testing.T) {
 		{"register-digest.json", []string{"--mode", "registrar", "--auth"}},
 		{"hold-resume.json", []string{"--mode", "call-server"}},
 		{"presence.json", []string{"--mode", "subscription-server"}},
+		{"register-and-call.json", []string{"--mode", "proxy", "--domain", "example.com"}},
+		{"forked-call.json", []string{"--mode", "proxy", "--domain", "example.com"}},
+		{"blind-transfer.json", []string{"--mode", "full-uas", "--enable-refer", "--allow-private-refer-targets"}},
 	} {
 		t.Run(ex.file, func(t *testing.T) {
 			peer := start(t, true, ex.args...)
@@ -308,5 +316,90 @@ func TestScenarioExamples(t *testing.T) {
 				t.Fatalf("%s against siphond %v: exit %d, want 0:\n%s", ex.file, ex.args, code, out)
 			}
 		})
+	}
+}
+
+// TestScenarioActors: a scenario of two actors, each with its own edge:
+// bob registers through the proxy, a barrier, then alice calls him there;
+// as many calls at once with --calls (each of bob's calls takes the next
+// INVITE, its ACK and BYE follow it); the same file run inside a daemon
+// with --scenario (its steps counted in /metrics).
+func TestScenarioActors(t *testing.T) {
+	proxy := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	src, err := os.ReadFile("../../scenarios/register-and-call.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeScenario(t, string(src), proxy.sip)
+	code, out := runOnce(t, file)
+	if code != 0 || !strings.Contains(out, "bob step 4 (expect request INVITE): ok") || !strings.Contains(out, "alice step 2 (send INVITE sip:bob@example.com): ok: 200 OK") {
+		t.Fatalf("register, then call the registered actor: exit %d, want 0:\n%s", code, out)
+	}
+	report := filepath.Join(t.TempDir(), "report.json")
+	code, out = runOnce(t, file, "--calls", "20", "--rate", "100", "--concurrency", "5", "--report", report)
+	if code != 0 || !strings.Contains(out, "calls: 20, 20 passed, 0 failed") {
+		t.Fatalf("20 calls of two actors: exit %d, want 0:\n%s", code, out)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil || !strings.Contains(string(data), `"passed": 20`) || !strings.Contains(string(data), `"actor": "bob"`) {
+		t.Fatalf("the JSON report of 20 calls names each step's actor: %v\n%s", err, testutil.Tail(string(data), 800))
+	}
+
+	// In a daemon: its own proxy, each actor at a station of its own.
+	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	daemon := start(t, false, "--udp-bind", addr, "--tcp-bind", addr, "--mode", "proxy", "--domain", "example.com",
+		"--scenario", writeScenario(t, string(src), addr))
+	deadline := time.Now().Add(20 * time.Second)
+	for daemon.counter(t, "siphon_scenario_steps_total", `type="respond"`, `outcome="ok"`) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's three responses in the daemon: %v ok", daemon.counter(t, "siphon_scenario_steps_total", `type="respond"`, `outcome="ok"`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for daemon.counter(t, "siphon_scenario_steps_total", `type="expect"`, `outcome="ok"`) != 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's scenario expects: %v ok, want 6", daemon.counter(t, "siphon_scenario_steps_total", `type="expect"`, `outcome="ok"`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := daemon.counter(t, "siphon_scenario_steps_total", `type="expect"`, `outcome="failed"`); n != 0 {
+		t.Fatalf("%v failed expects in the daemon's scenario", n)
+	}
+}
+
+// TestScenarioWorkers: `siphond run FILE --nats URL` has its actors played by
+// `siphond --role scenario` workers that join there, each with its own edge:
+// one named for bob, one for whichever actor is left; the calls add up at
+// the run. An actor no worker joins for stops the run with what to start,
+// and a worker without --nats is bad configuration.
+func TestScenarioWorkers(t *testing.T) {
+	nats := testutil.NATSServer(t)
+	proxy := start(t, true, "--mode", "proxy", "--domain", "example.com")
+	src, err := os.ReadFile("../../scenarios/register-and-call.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeScenario(t, string(src), proxy.sip)
+	for _, actor := range []string{"bob", ""} {
+		start(t, true, "--role", "scenario", "--nats", nats.URL, "--scenario-actor", actor)
+	}
+	nats.WaitSubscribers(t, wire.ScenarioWorkers, 2, 20*time.Second)
+	code, out := runOnce(t, file, "--nats", nats.URL, "--calls", "10", "--rate", "50")
+	if code != 0 || !strings.Contains(out, "calls: 10, 10 passed, 0 failed") || !strings.Contains(out, "actor bob: worker") {
+		t.Fatalf("10 calls played by two workers: exit %d, want 0:\n%s", code, out)
+	}
+	code, out = runOnce(t, file, "--nats", nats.URL)
+	if code != 0 || !strings.Contains(out, "bob step 9 (respond 200): ok") || !strings.Contains(out, "scenario passed") {
+		t.Fatalf("one call played by two workers: exit %d, want 0 and both actors' steps:\n%s", code, out)
+	}
+	lonely := writeScenarioAs(t, "lonely.json", `{"actors": [{"name": "carol", "steps": [{"type": "sleep", "ms": 1}]},
+  {"name": "dave", "steps": [{"type": "sleep", "ms": 1}]}, {"name": "erin", "steps": [{"type": "sleep", "ms": 1}]}]}`, proxy.sip)
+	code, out = runOnce(t, lonely, "--nats", nats.URL, "--join-timeout", "1s")
+	if code != 1 || !strings.Contains(out, "--scenario-actor") {
+		t.Fatalf("three actors, one idle worker for any: exit %d, want 1 naming what to start:\n%s", code, out)
+	}
+	cmd := exec.Command(siphondBin, "--role", "scenario")
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "give --nats") {
+		t.Fatalf("--role scenario without --nats: %v, want exit 2:\n%s", err, out)
 	}
 }

@@ -32,6 +32,9 @@ type station struct {
 	runner *scenario.Runner
 	// addr is the edge's UDP address (${local_addr}).
 	addr string
+	// metrics and health are the edge's.
+	metrics *obs.Metrics
+	health  *obs.Health
 }
 
 // startStation starts the station of actor a: the edge configured by the
@@ -65,7 +68,9 @@ func (o *options) startStation(ctx context.Context, a *scenario.Actor, log *slog
 	if err != nil {
 		return nil, err
 	}
-	*cleanup = append(*cleanup, func() { _ = nc.Drain() })
+	// Close, not Drain: Drain finishes in the background, after the embedded
+	// server is shut down below it.
+	*cleanup = append(*cleanup, nc.Close)
 	client, err := uac.New(nc)
 	if err != nil {
 		return nil, err
@@ -84,7 +89,7 @@ func (o *options) startStation(ctx context.Context, a *scenario.Actor, log *slog
 	if err != nil {
 		return nil, err
 	}
-	*cleanup = append(*cleanup, func() { _ = enc.Drain() })
+	*cleanup = append(*cleanup, enc.Close)
 	r, _ := role.New(mode.RoleEdge)
 	*r.Config().(*edge.Config) = cfg
 	deps := role.Deps{Mode: mode.Scenario, NATS: enc, Store: memstore.New(nil), Log: log, Metrics: metrics, Health: health,
@@ -104,7 +109,7 @@ func (o *options) startStation(ctx context.Context, a *scenario.Actor, log *slog
 	if addr == "" {
 		addr = r.(interface{ Addr(string) string }).Addr(edge.TCP)
 	}
-	return &station{addr: addr, runner: &scenario.Runner{Send: client, IDs: gen, Clock: clockwork.NewRealClock(),
+	return &station{addr: addr, metrics: metrics, health: health, runner: &scenario.Runner{Send: client, IDs: gen, Clock: clockwork.NewRealClock(),
 		UserAgent: o.shared.UserAgent, Env: os.Getenv, Vars: map[string]string{"local_addr": addr},
 		Actor: a.Name, Inbox: inbox}}, nil
 }

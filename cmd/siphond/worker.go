@@ -44,6 +44,18 @@ func (o *options) serveWorker(ctx context.Context, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = nc.Drain() }()
+	if o.shared.MetricsBind != "" {
+		st.health.Check("nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return fmt.Errorf("%s: %s", nc.Opts.Name, nc.Status())
+			}
+			return nil
+		})
+		if _, err := obs.Serve(ctx, o.shared.MetricsBind, st.metrics, st.health, log); err != nil {
+			log.Error("siphond could not start", "error", err)
+			return 1
+		}
+	}
 	w := &scenario.Worker{NC: nc, Info: scenario.WorkerInfo{ID: id, Actor: o.shared.ScenarioActor, Addr: st.addr}, Log: log,
 		Runner: func(actor string) *scenario.Runner {
 			rn := *st.runner

@@ -264,6 +264,7 @@ func (s Summary) WriteReport(path, name string) error {
 		data = append([]byte(xml.Header), data...)
 	} else {
 		type step struct {
+			Actor  string `json:"actor,omitempty"`
 			Step   int    `json:"step"`
 			Type   string `json:"type"`
 			Result string `json:"result"` // PASS or FAIL, as voip_patrol
@@ -285,7 +286,7 @@ func (s Summary) WriteReport(path, name string) error {
 		for _, c := range s.Calls {
 			cj := call{Call: c.Call, Result: verdict(c.Passed), Seconds: c.Elapsed.Seconds()}
 			for _, r := range c.Steps {
-				cj.Steps = append(cj.Steps, step{Step: r.Index + 1, Type: r.Step.Type, Result: verdict(r.OK), Detail: r.String()})
+				cj.Steps = append(cj.Steps, step{Actor: r.Actor, Step: r.Index + 1, Type: r.Step.Type, Result: verdict(r.OK), Detail: r.String()})
 			}
 			out.Results = append(out.Results, cj)
 		}
