@@ -3,10 +3,12 @@ package e2e_test
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +60,11 @@ func TestProxyLab(t *testing.T) {
 		ph.passed(answers, "carol's phone that answered")
 		ph.passed(ring1, "carol's first ringing phone") // each got the CANCEL
 		ph.passed(ring2, "carol's second ringing phone")
+	})
+
+	t.Run("a two-actor scenario registers and calls through the lab", func(t *testing.T) {
+		ph.t = t
+		ph.scenario("../scenarios/register-and-call.json", "--calls", "5", "--concurrency", "5")
 	})
 
 	if err := l.Scale(ctx, "proxy", 2); err != nil {
@@ -197,6 +204,35 @@ func (p phones) run(scenario string, port int, service string, calls int, extra 
 	cmd.Dir = p.t.TempDir()
 	out, _ := cmd.CombinedOutput()
 	return sippResult{out: string(out)}
+}
+
+// scenario runs a scenario file of scenarios/ with `siphond run` on the
+// host (built here from this checkout): its actors bind the host's lab
+// address, its 127.0.0.1:5070 is the lab's edge; it must pass.
+func (p phones) scenario(file string, args ...string) {
+	p.t.Helper()
+	dir := p.t.TempDir()
+	bin := filepath.Join(dir, "siphond")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/siphond")
+	if out, err := build.CombinedOutput(); err != nil {
+		p.t.Fatalf("go build siphond: %v\n%s", err, out)
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(src), "127.0.0.1:5070", p.l.SIPAddr("udp"))
+	text = strings.ReplaceAll(text, `"bind": "127.0.0.1:0"`, `"bind": "`+net.JoinHostPort(p.host, "0")+`"`)
+	path := filepath.Join(dir, filepath.Base(file))
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append([]string{"run", path, "--udp-bind", net.JoinHostPort(p.host, "0")}, args...)...).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("siphond run %s against the lab: %v\n%s", file, err, out)
+	}
 }
 
 // passed waits for a SIPp phone to end and requires its scenario to have passed.

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/siphon-lab/siphon/pkg/config"
 	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/scenario"
@@ -207,4 +206,3 @@ func (o *options) runFlags(args []string) ([]string, error) {
 	}
 	return rest, nil
 }
-

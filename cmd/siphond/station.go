@@ -75,7 +75,7 @@ func (o *options) startStation(ctx context.Context, a *scenario.Actor, log *slog
 	if err != nil {
 		return nil, err
 	}
-	inbox := scenario.NewInbox()
+	inbox := scenario.NewInbox(clockwork.NewRealClock(), cfg.RoleTimeout)
 	stop, err := scenario.Serve(nc, inbox, cfg.ID, gen, metrics, log)
 	if err != nil {
 		return nil, err

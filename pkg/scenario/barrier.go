@@ -15,12 +15,19 @@ import (
 type Meeting struct {
 	Barrier string `json:"barrier"`
 	Call    int    `json:"call"`
+	// Round is the how many-th time the actor comes to this barrier in the
+	// call (a barrier in a repeat): each round is a meeting of its own.
+	Round int `json:"round"`
 	// Parties is how many actors meet there.
 	Parties int    `json:"parties"`
 	Actor   string `json:"actor"`
+	// Within is how long the actor waits there.
+	Within time.Duration `json:"within"`
 }
 
-func (m Meeting) key() string { return m.Barrier + "#" + strconv.Itoa(m.Call) }
+func (m Meeting) key() string {
+	return m.Barrier + "#" + strconv.Itoa(m.Call) + "#" + strconv.Itoa(m.Round)
+}
 
 // Barriers is where actors meet: Wait returns once every party of m has
 // come, or fails after within.
@@ -35,10 +42,10 @@ type LocalBarriers struct {
 	at    map[string]*gathering
 }
 
-// gathering is a barrier some parties have come to.
+// gathering is a barrier some parties are waiting at.
 type gathering struct {
-	came int
-	all  chan struct{} // closed when every party has come
+	there map[string]bool // the actors waiting
+	all   chan struct{}   // closed when every party has come
 }
 
 // Wait implements Barriers.
@@ -48,16 +55,28 @@ func (b *LocalBarriers) Wait(ctx context.Context, m Meeting, within time.Duratio
 	case <-g.all:
 		return nil
 	case <-b.Clock.After(within):
-		b.mu.Lock()
-		came := g.came
-		b.mu.Unlock()
-		return fmt.Errorf("barrier %s: %d of %d actors came within %v", m.Barrier, came, m.Parties, within)
 	case <-ctx.Done():
+	}
+	// One who gave up is not there for those who come later.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-g.all:
+		return nil // everyone came just as it gave up
+	default:
+	}
+	came := len(g.there)
+	delete(g.there, m.Actor)
+	if len(g.there) == 0 {
+		delete(b.at, m.key())
+	}
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	return fmt.Errorf("barrier %s: %d of %d actors came within %v", m.Barrier, came, m.Parties, within)
 }
 
-// arrive counts m's actor in at its barrier.
+// arrive puts m's actor at its barrier.
 func (b *LocalBarriers) arrive(m Meeting) *gathering {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -66,11 +85,11 @@ func (b *LocalBarriers) arrive(m Meeting) *gathering {
 	}
 	g := b.at[m.key()]
 	if g == nil {
-		g = &gathering{all: make(chan struct{})}
+		g = &gathering{there: map[string]bool{}, all: make(chan struct{})}
 		b.at[m.key()] = g
 	}
-	g.came++
-	if g.came == m.Parties {
+	g.there[m.Actor] = true
+	if len(g.there) == m.Parties {
 		close(g.all)
 		delete(b.at, m.key())
 	}

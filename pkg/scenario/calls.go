@@ -27,6 +27,8 @@ type Calls struct {
 	// share (`siphond --role scenario`), each started when it would be in
 	// the whole run.
 	Numbers []int
+	// CallVars, when set, are more variables of call n.
+	CallVars func(n int) map[string]string
 	// Done, when set, gets each call's result as it ends.
 	Done func(CallResult)
 }
@@ -111,6 +113,11 @@ func RunCalls(ctx context.Context, sc *Scenario, cast []*Runner, l Calls, progre
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			vars := map[string]string{"call_number": strconv.Itoa(n)}
+			if l.CallVars != nil {
+				for k, v := range l.CallVars(n) {
+					vars[k] = v
+				}
+			}
 			if len(l.Rows) > 0 {
 				for k, v := range l.Rows[(n-1)%len(l.Rows)] {
 					vars[k] = v

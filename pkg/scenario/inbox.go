@@ -2,6 +2,9 @@ package scenario
 
 import (
 	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/siphon-lab/siphon/pkg/sipbus"
 )
@@ -16,14 +19,26 @@ const unclaimedMax = 1024
 // that call; a new one to the call that has waited longest for its method,
 // or is kept until one does.
 type Inbox struct {
+	clock  clockwork.Clock
+	maxAge time.Duration
+
 	mu        sync.Mutex
 	owner     map[string]*mailbox // by Call-ID
 	waiting   []*mailbox          // calls waiting for a new request, oldest first
-	unclaimed []*sipbus.Request
+	unclaimed []kept
 }
 
-// NewInbox is an empty inbox.
-func NewInbox() *Inbox { return &Inbox{owner: map[string]*mailbox{}} }
+// kept is a new request no call waited for when it came.
+type kept struct {
+	r  *sipbus.Request
+	at time.Time
+}
+
+// NewInbox is an empty inbox whose kept requests last maxAge (the edge's
+// --role-timeout: it has answered one older than that itself).
+func NewInbox(clock clockwork.Clock, maxAge time.Duration) *Inbox {
+	return &Inbox{clock: clock, maxAge: maxAge, owner: map[string]*mailbox{}}
+}
 
 // Deliver hands r to its call; false when none takes it: a request in a
 // dialog no call owns, or more new ones kept than unclaimedMax.
@@ -48,11 +63,21 @@ func (in *Inbox) Deliver(r *sipbus.Request) bool {
 			return mb.put(r)
 		}
 	}
+	in.dropStaleLocked()
 	if len(in.unclaimed) >= unclaimedMax {
 		return false
 	}
-	in.unclaimed = append(in.unclaimed, r)
+	in.unclaimed = append(in.unclaimed, kept{r: r, at: in.clock.Now()})
 	return true
+}
+
+// dropStaleLocked forgets the kept requests the edge has answered itself.
+func (in *Inbox) dropStaleLocked() {
+	i := 0
+	for i < len(in.unclaimed) && in.clock.Since(in.unclaimed[i].at) > in.maxAge {
+		i++
+	}
+	in.unclaimed = in.unclaimed[i:]
 }
 
 func (in *Inbox) ownLocked(mb *mailbox, callID string) {
@@ -97,8 +122,9 @@ func (mb *mailbox) claim(method string) *sipbus.Request {
 	in := mb.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for i, r := range in.unclaimed {
-		if string(r.Method) == method {
+	in.dropStaleLocked()
+	for i, k := range in.unclaimed {
+		if r := k.r; string(r.Method) == method {
 			in.unclaimed = append(in.unclaimed[:i], in.unclaimed[i+1:]...)
 			if h := r.CallID(); h != nil {
 				in.ownLocked(mb, h.Value())
@@ -134,15 +160,25 @@ func (mb *mailbox) unwantLocked() {
 	mb.want = ""
 }
 
-// close gives up the call's Call-IDs: their later requests have no call.
-func (mb *mailbox) close() {
+// close gives up the call's Call-IDs (their later requests have no call)
+// and returns the requests that came to it and were not taken.
+func (mb *mailbox) close() []*sipbus.Request {
 	in := mb.in
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	mb.unwantLocked()
 	for _, id := range mb.callIDs {
 		if in.owner[id] == mb {
 			delete(in.owner, id)
+		}
+	}
+	in.mu.Unlock()
+	var left []*sipbus.Request
+	for {
+		select {
+		case r := <-mb.ch:
+			left = append(left, r)
+		default:
+			return left
 		}
 	}
 }

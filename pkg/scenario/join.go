@@ -44,14 +44,43 @@ type Job struct {
 	File  []byte `json:"file"`
 	Name  string `json:"name"`
 	Actor string `json:"actor"`
-	// Numbers are the calls it makes, at Rate (of the whole run) and
-	// Concurrency at once, Rows the CSV rows of the run.
-	Numbers     []int               `json:"numbers"`
+	// It makes the calls First, First+Step, … up to Calls, each when it
+	// starts in the whole run at Rate, Concurrency at once; Rows are the CSV
+	// rows of the run.
+	First       int                 `json:"first"`
+	Step        int                 `json:"step"`
+	Calls       int                 `json:"calls"`
 	Rate        float64             `json:"rate,omitempty"`
 	Concurrency int                 `json:"concurrency"`
 	Rows        []map[string]string `json:"rows,omitempty"`
-	// Vars are the run's built-ins for every actor (addr_NAME).
-	Vars map[string]string `json:"vars,omitempty"`
+	// Addrs are every actor's workers' addresses, in the order they share
+	// its calls: ${addr_NAME} of call n is the one that plays it.
+	Addrs map[string][]string `json:"addrs,omitempty"`
+}
+
+// numbers are the calls of j.
+func (j Job) numbers() []int {
+	var out []int
+	for n := j.First; n >= 1 && j.Step >= 1 && n <= j.Calls; n += j.Step {
+		out = append(out, n)
+	}
+	return out
+}
+
+// vars are call n's ${addr_NAME}.
+func (j Job) vars(n int) map[string]string {
+	out := map[string]string{}
+	for actor, addrs := range j.Addrs {
+		if len(addrs) > 0 {
+			out["addr_"+actor] = addrs[(n-1)%len(addrs)]
+		}
+	}
+	return out
+}
+
+// liveness is a worker's answer to a liveness check: the run it is on.
+type liveness struct {
+	Run string `json:"run,omitempty"`
 }
 
 // jobReply is a worker's answer to a job: "" taken, else why not.
@@ -200,11 +229,13 @@ func assign(sc *Scenario, workers []WorkerInfo) (Cast, []string) {
 // Run gives the workers of cast their shares of sc's calls (file is sc as
 // written, name its file name) and adds up what they report.
 func (co *Coordinator) Run(ctx context.Context, sc *Scenario, file []byte, name string, cast Cast, l Calls) (Summary, error) {
-	vars := map[string]string{}
+	addrs := map[string][]string{}
 	for actor, ws := range cast {
-		vars["addr_"+actor] = ws[0].Addr
+		for _, w := range ws {
+			addrs[actor] = append(addrs[actor], w.Addr)
+		}
 	}
-	r := &tally{parts: len(sc.Actors), calls: map[int]*CallResult{}, held: map[string][]*nats.Msg{}}
+	r := &tally{clock: co.Clock, parts: len(sc.Actors), calls: map[int]*CallResult{}, held: map[string]map[string]arrival{}}
 	// A worker's calls and then its done come on one channel, in the order
 	// it sent them: no call is counted after the run is added up.
 	in := make(chan *nats.Msg, 1<<16)
@@ -227,12 +258,9 @@ func (co *Coordinator) Run(ctx context.Context, sc *Scenario, file []byte, name 
 	working := map[string]bool{}
 	for actor, ws := range cast {
 		for i, w := range ws {
-			job := Job{Run: co.RunID, File: file, Name: name, Actor: actor, Rate: l.Rate, Rows: l.Rows, Vars: vars,
-				Concurrency: max(1, (l.Concurrency+len(ws)-1)/len(ws))}
-			for n := 1 + i; n <= l.Calls; n += len(ws) {
-				job.Numbers = append(job.Numbers, n)
-			}
-			if len(job.Numbers) == 0 {
+			job := Job{Run: co.RunID, File: file, Name: name, Actor: actor, Rate: l.Rate, Rows: l.Rows, Addrs: addrs,
+				First: 1 + i, Step: len(ws), Calls: l.Calls, Concurrency: max(1, (l.Concurrency+len(ws)-1)/len(ws))}
+			if len(job.numbers()) == 0 {
 				continue
 			}
 			data, _ := json.Marshal(job)
@@ -260,27 +288,40 @@ func (co *Coordinator) Run(ctx context.Context, sc *Scenario, file []byte, name 
 		case <-tick.Chan():
 			fmt.Fprintln(co.Progress, r.progress(co.Clock.Since(begin), l.Calls))
 			for id := range working {
-				// A worker that is gone reports nothing more: its calls fail.
-				if _, err := co.NC.Request(wire.ScenarioWorker(id), nil, 2*time.Second); errors.Is(err, nats.ErrNoResponders) {
+				// A worker that is gone, or on to another run (its done lost),
+				// reports nothing more of this one: its calls fail.
+				m, err := co.NC.Request(wire.ScenarioWorker(id), nil, 2*time.Second)
+				var live liveness
+				switch {
+				case errors.Is(err, nats.ErrNoResponders):
 					fmt.Fprintf(co.Progress, "worker %s is gone: its calls that did not end failed\n", id)
+					delete(working, id)
+				case err == nil && (json.Unmarshal(m.Data, &live) != nil || live.Run != co.RunID):
 					delete(working, id)
 				}
 			}
 		case <-ctx.Done():
-			return r.summary(co.Clock.Since(begin), l.Calls), ctx.Err()
+			return r.summary(co.Clock.Since(begin), l.Calls, true), ctx.Err()
 		}
 	}
-	return r.summary(co.Clock.Since(begin), l.Calls), nil
+	return r.summary(co.Clock.Since(begin), l.Calls, true), nil
 }
 
 // tally adds up a run's calls as the workers report them, and holds the
 // barriers.
 type tally struct {
+	clock clockwork.Clock
 	mu    sync.Mutex
 	parts int // actors per call
 	calls map[int]*CallResult
 	got   map[int]int
-	held  map[string][]*nats.Msg
+	held  map[string]map[string]arrival // by meeting, by actor
+}
+
+// arrival is an actor waiting at a barrier, until its wait ends.
+type arrival struct {
+	m     *nats.Msg
+	until time.Time
 }
 
 func (t *tally) call(m *nats.Msg) {
@@ -306,8 +347,8 @@ func (t *tally) call(m *nats.Msg) {
 	have.Elapsed = max(have.Elapsed, c.Elapsed)
 }
 
-// barrier holds an actor's arrival until every party of its meeting has
-// come, then answers them all.
+// barrier holds an actor's arrival until every party of its meeting is
+// there (one whose wait has ended is not), then answers them all.
 func (t *tally) barrier(m *nats.Msg) {
 	var mt Meeting
 	if json.Unmarshal(m.Data, &mt) != nil {
@@ -315,41 +356,61 @@ func (t *tally) barrier(m *nats.Msg) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	held := append(t.held[mt.key()], m)
-	if len(held) < mt.Parties {
-		t.held[mt.key()] = held
+	now := t.clock.Now()
+	there := t.held[mt.key()]
+	if there == nil {
+		there = map[string]arrival{}
+		t.held[mt.key()] = there
+	}
+	for actor, a := range there {
+		if now.After(a.until) {
+			delete(there, actor)
+		}
+	}
+	there[mt.Actor] = arrival{m: m, until: now.Add(mt.Within)}
+	if len(there) < mt.Parties {
 		return
 	}
 	delete(t.held, mt.key())
-	for _, h := range held {
-		_ = h.Respond(nil)
+	for _, a := range there {
+		_ = a.m.Respond(nil)
 	}
 }
 
-// summary is the run so far: a call some actor of which never reported
-// (its worker gone) failed.
-func (t *tally) summary(elapsed time.Duration, calls int) Summary {
+// summary is the run so far; final, a call not every actor reported (its
+// worker gone) failed.
+func (t *tally) summary(elapsed time.Duration, calls int, final bool) Summary {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Summary{Elapsed: elapsed}
 	for n := 1; n <= calls; n++ {
-		c, ok := t.calls[n]
+		have, ok := t.calls[n]
+		var c CallResult
 		switch {
+		case !ok && !final:
+			continue
 		case !ok:
-			continue // never started
-		case t.got[n] < t.parts:
-			c.Passed = false
-			c.Steps = append(c.Steps, Result{Step: Step{Type: "call"}, Got: fmt.Sprintf("%d of %d actors reported", t.got[n], t.parts)})
+			c = CallResult{Call: n, Steps: []Result{{Step: Step{Type: "call"}, Got: "no actor reported it"}}}
+		default:
+			c = *have
+			c.Steps = slices.Clone(have.Steps)
+			if t.got[n] < t.parts {
+				if !final {
+					continue // the other actors' parts are still to come
+				}
+				c.Passed = false
+				c.Steps = append(c.Steps, Result{Step: Step{Type: "call"}, Got: fmt.Sprintf("%d of %d actors reported", t.got[n], t.parts)})
+			}
 		}
 		slices.SortStableFunc(c.Steps, func(a, b Result) int { return strings.Compare(a.Actor, b.Actor) })
-		s.Calls = append(s.Calls, *c)
-		s.count(*c)
+		s.Calls = append(s.Calls, c)
+		s.count(c)
 	}
 	return s
 }
 
 func (t *tally) progress(elapsed time.Duration, calls int) string {
-	s := t.summary(elapsed, calls)
+	s := t.summary(elapsed, calls, false)
 	return s.progress(len(s.Calls))
 }
 
@@ -361,14 +422,14 @@ type Worker struct {
 	Runner func(actor string) *Runner
 	Log    *slog.Logger
 	mu     sync.Mutex
-	busy   bool
+	run    string // the run it is on, or ""
 }
 
 // Serve answers roll calls and takes jobs until ctx ends.
 func (w *Worker) Serve(ctx context.Context) error {
 	roll, err := w.NC.Subscribe(wire.ScenarioWorkers, func(m *nats.Msg) {
 		w.mu.Lock()
-		busy := w.busy
+		busy := w.run != ""
 		w.mu.Unlock()
 		if !busy {
 			data, _ := json.Marshal(w.Info)
@@ -396,7 +457,10 @@ func (w *Worker) Serve(ctx context.Context) error {
 // the job.
 func (w *Worker) take(ctx context.Context, m *nats.Msg) {
 	if len(m.Data) == 0 {
-		_ = m.Respond(nil)
+		w.mu.Lock()
+		data, _ := json.Marshal(liveness{Run: w.run})
+		w.mu.Unlock()
+		_ = m.Respond(data)
 		return
 	}
 	refuse := func(why string) {
@@ -418,27 +482,25 @@ func (w *Worker) take(ctx context.Context, m *nats.Msg) {
 		return
 	}
 	w.mu.Lock()
-	if w.busy {
+	if w.run != "" {
 		w.mu.Unlock()
-		refuse("busy with another run")
+		refuse("busy with run " + w.run)
 		return
 	}
-	w.busy = true
+	w.run = job.Run
 	w.mu.Unlock()
 	_ = m.Respond([]byte("{}"))
 	go func() {
 		defer func() {
 			w.mu.Lock()
-			w.busy = false
+			w.run = ""
 			w.mu.Unlock()
 		}()
 		rn := w.Runner(job.Actor)
 		rn.Barriers = &remoteBarriers{nc: w.NC, run: job.Run}
-		for k, v := range job.Vars {
-			rn.Vars[k] = v
-		}
-		w.Log.Info("scenario worker running", "run", job.Run, "actor", job.Actor, "calls", len(job.Numbers))
-		sum := rn.RunCalls(ctx, sc, Calls{Calls: len(job.Numbers), Numbers: job.Numbers, Rate: job.Rate,
+		numbers := job.numbers()
+		w.Log.Info("scenario worker running", "run", job.Run, "actor", job.Actor, "calls", len(numbers))
+		sum := rn.RunCalls(ctx, sc, Calls{Calls: len(numbers), Numbers: numbers, Rate: job.Rate, CallVars: job.vars,
 			Concurrency: job.Concurrency, Rows: job.Rows, Done: func(c CallResult) {
 				data, _ := json.Marshal(toWire(c))
 				_ = w.NC.Publish(wire.ScenarioCall(job.Run), data)

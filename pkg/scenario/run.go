@@ -113,6 +113,9 @@ type dialog struct {
 	cseq      uint32
 	via       uac.Via
 	transport string
+	// established: the route set is set for the dialog's life (RFC 3261
+	// §12.2.1.2: a re-INVITE's 2xx does not change it).
+	established bool
 }
 
 // call is one run of an actor's steps: what the steps before left for the
@@ -130,7 +133,9 @@ type call struct {
 	received *sipbus.Request
 	backlog  []*sipbus.Request
 	invites  map[string]*sipbus.Request // the INVITEs received, by Call-ID: what a respond after their CANCEL answers
+	final    map[*sipbus.Request]bool   // the requests this side has sent a final response to
 	tags     map[string]string          // this side's To tag, by Call-ID
+	rounds   map[string]int             // the times this call came to each barrier
 	last     *sip.Response
 }
 
@@ -161,11 +166,11 @@ func (rn *Runner) run(ctx context.Context, sc *Scenario, vars map[string]string,
 		actor = &copied
 	}
 	c := &call{rn: rn, sc: sc, actor: actor, vars: vars, dialogs: map[string]*dialog{},
-		invites: map[string]*sipbus.Request{}, tags: map[string]string{}}
+		invites: map[string]*sipbus.Request{}, final: map[*sipbus.Request]bool{}, tags: map[string]string{}, rounds: map[string]int{}}
 	c.number, _ = strconv.Atoi(vars["call_number"])
 	if rn.Inbox != nil {
 		c.mb = rn.Inbox.open()
-		defer c.mb.close()
+		defer c.closeMailbox()
 	}
 	all := true
 	for i, st := range actor.Steps {
@@ -223,7 +228,8 @@ func (c *call) step(ctx context.Context, st Step, res *Result) {
 		if parties <= 1 || rn.Barriers == nil {
 			return // no other actor meets here
 		}
-		m := Meeting{Barrier: st.Name, Call: c.number, Parties: parties, Actor: c.actor.Name}
+		c.rounds[st.Name]++
+		m := Meeting{Barrier: st.Name, Call: c.number, Round: c.rounds[st.Name], Parties: parties, Actor: c.actor.Name, Within: within}
 		if err := rn.Barriers.Wait(ctx, m, within); err != nil {
 			res.OK, res.Err = false, err
 			return
@@ -288,6 +294,20 @@ func (c *call) step(ctx context.Context, st Step, res *Result) {
 	}
 }
 
+// closeMailbox gives up the call's dialogs; a new request that came to it
+// too late goes to another call, one in its dialogs gets 481.
+func (c *call) closeMailbox() {
+	for _, r := range c.mb.close() {
+		if r.Method == sip.ACK || r.Method == sip.CANCEL {
+			continue
+		}
+		if (r.To() == nil || !r.To().Params.Has("tag")) && c.rn.Inbox.Deliver(r) {
+			continue
+		}
+		_ = r.Respond(sipmsg.Refusal(r.Request, 481, "Call/Transaction Does Not Exist", "siphon-scenario", "the scenario's call for it has ended", c.rn.IDs))
+	}
+}
+
 // respond answers the request last expected; after a CANCEL, the INVITE it
 // cancels (the edge answered the CANCEL itself, RFC 3261 §9.2).
 func (c *call) respond(st Step, res *Result) {
@@ -303,6 +323,10 @@ func (c *call) respond(st Step, res *Result) {
 		res.OK, res.Got = false, "no request to respond to"
 		return
 	}
+	if c.final[req] {
+		res.OK, res.Got = false, "the "+string(req.Method)+" has its final response already"
+		return
+	}
 	var code int
 	_ = json.Unmarshal(st.Status, &code)
 	out := respondTo(req, code, st, c.tags, c.actor, c.rn)
@@ -311,8 +335,11 @@ func (c *call) respond(st Step, res *Result) {
 		return
 	}
 	res.Got = "sent " + strconv.Itoa(code) + " " + out.Reason
+	if code >= 200 {
+		c.final[req] = true
+	}
 	switch {
-	case code >= 200 && code < 300 && (req.IsInvite() || req.Method == sip.SUBSCRIBE):
+	case code >= 200 && code < 300 && (req.IsInvite() || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER):
 		c.answered(req, out)
 	case code >= 200 && code < 300 && req.Method == sip.BYE:
 		for uri, dl := range c.dialogs {
@@ -328,10 +355,17 @@ func (c *call) respond(st Step, res *Result) {
 // the caller's Contact its remote target, the Record-Route as it came its
 // route set, over the flow the request came by.
 func (c *call) answered(req *sipbus.Request, res *sip.Response) {
-	key := req.From().Address.String()
-	if dl, ok := c.dialogs[key]; ok && dl.d.CallID == req.CallID().Value() {
-		return // a refresh of the dialog this side answered already
+	if req.To().Params.Has("tag") {
+		// In a dialog already (a re-INVITE, a refresh): only its remote target
+		// changes (target refresh, §12.2.2).
+		for _, dl := range c.dialogs {
+			if dl.d.CallID == req.CallID().Value() && req.Contact() != nil {
+				dl.d.RemoteTarget = req.Contact().Address.String()
+			}
+		}
+		return
 	}
+	key := req.From().Address.String()
 	remoteTag, _ := req.From().Params.Get("tag")
 	localTag, _ := res.To().Params.Get("tag")
 	d := uac.Dialog{CallID: req.CallID().Value(), LocalURI: "<" + req.To().Address.String() + ">", LocalTag: localTag,
@@ -343,7 +377,7 @@ func (c *call) answered(req *sipbus.Request, res *sip.Response) {
 	for _, h := range req.GetHeaders("Record-Route") {
 		d.RouteSet = append(d.RouteSet, h.Value())
 	}
-	dl := &dialog{d: d, transport: strings.ToLower(orDefault(req.Transport, "udp")), via: uac.Via{Edge: req.Edge, Flow: req.Flow}}
+	dl := &dialog{d: d, transport: strings.ToLower(orDefault(req.Transport, "udp")), via: uac.Via{Edge: req.Edge, Flow: req.Flow}, established: true}
 	if len(d.RouteSet) == 0 && req.Flow == "" {
 		var target sip.Uri
 		if sip.ParseUri(d.RemoteTarget, &target) == nil {
@@ -616,7 +650,8 @@ func keep(dl *dialog, res uac.Response) {
 	if ct := res.Contact(); ct != nil {
 		dl.d.RemoteTarget = ct.Address.String()
 	}
-	if dl.d.RouteSet == nil {
+	if !dl.established {
+		dl.established = true
 		rr := res.GetHeaders("Record-Route")
 		for i := len(rr) - 1; i >= 0; i-- { // a UAC's route set is the reverse (RFC 3261 §12.1.2)
 			dl.d.RouteSet = append(dl.d.RouteSet, rr[i].Value())

@@ -199,6 +199,11 @@ func parse(data, src []byte) (*Scenario, error) {
 		case errors.As(err, &typ):
 			return nil, fmt.Errorf("line %d: field %s: want %s, not %s", line(data, typ.Offset), typ.Field, typ.Type, typ.Value)
 		}
+		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			if n := lineOfKey(src, m[1]); n > 0 {
+				return nil, fmt.Errorf("line %d: %w", n, err)
+			}
+		}
 		return nil, err // an unknown field: the decoder names it
 	}
 	if err := sc.check(); err != nil {
@@ -310,6 +315,18 @@ func (sc *Scenario) check() error {
 		a.Steps = flatten(a.Steps)
 	}
 	return nil
+}
+
+// unknownField is the decoder's error for a field no struct has.
+var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// lineOfKey is the first line of src where key is a key, JSON or YAML, or 0.
+func lineOfKey(src []byte, key string) int {
+	re := regexp.MustCompile(`(?m)("` + regexp.QuoteMeta(key) + `"\s*:|^\s*-?\s*` + regexp.QuoteMeta(key) + `\s*:)`)
+	if loc := re.FindIndex(src); loc != nil {
+		return line(src, int64(loc[0]))
+	}
+	return 0
 }
 
 // lineOf is the line of the value at path in src (JSON is YAML: one parser

@@ -50,6 +50,8 @@ func TestParseActors(t *testing.T) {
 		{"json", `{"steps": [{"type": "sleep"}], "actors": [{"name": "a", "steps": [{"type": "sleep"}]}]}`, "field steps: give steps, or actors"},
 		{"json", `{"steps": [{"type": "barrier"}]}`, `field steps[0]: (barrier) name ""`},
 		{"x.yml", "steps:\n  - type: sleep\n  - type: expect\n    status: 2yy\n", `line 3: field steps[1]: (expect) status`},
+		{"json", "{\"steps\": [\n  {\"type\": \"sleep\",\n   \"colour\": \"red\"}]}", `line 3: json: unknown field "colour"`},
+		{"x.yaml", "steps:\n  - type: sleep\n    colour: red\n", `line 3: json: unknown field "colour"`},
 	} {
 		_, err := ParseFile(bad.name, []byte(bad.src))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
@@ -78,7 +80,8 @@ func request(t *testing.T, method, callID, toTag string) *sipbus.Request {
 // or waits for one; the later requests of its Call-ID follow it there; a
 // request in a dialog no call holds is refused.
 func TestInbox(t *testing.T) {
-	in := NewInbox()
+	clock := clockwork.NewFakeClock()
+	in := NewInbox(clock, 5*time.Second)
 	first, second := in.open(), in.open()
 	if r := first.claim("INVITE"); r != nil {
 		t.Fatal("nothing came yet")
@@ -106,6 +109,14 @@ func TestInbox(t *testing.T) {
 	if r := third.claim("INVITE"); r == nil || r.CallID().Value() != "c3" {
 		t.Fatalf("the kept INVITE: %v", r)
 	}
+	third.unwant()
+	if !in.Deliver(request(t, "INVITE", "c4", "")) {
+		t.Fatal("a new INVITE nobody waits for yet must be kept")
+	}
+	clock.Advance(6 * time.Second) // past the edge's role timeout: it has answered c4 itself
+	if r := third.claim("INVITE"); r != nil {
+		t.Fatalf("an INVITE kept past the role timeout was handed out: %s", r.CallID().Value())
+	}
 	if in.Deliver(request(t, "BYE", "gone", "x")) {
 		t.Fatal("a BYE in a dialog no call holds must be refused (481)")
 	}
@@ -128,11 +139,11 @@ func TestLocalBarriers(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
-	for range 3 {
+	for _, actor := range []string{"a", "b", "c"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- b.Wait(ctx, Meeting{Barrier: "up", Call: 1, Parties: 3}, time.Second)
+			errs <- b.Wait(ctx, Meeting{Barrier: "up", Call: 1, Parties: 3, Actor: actor}, time.Second)
 		}()
 	}
 	wg.Wait()
@@ -142,11 +153,18 @@ func TestLocalBarriers(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.Wait(ctx, Meeting{Barrier: "up", Call: 2, Parties: 2}, time.Second) }()
+	go func() { done <- b.Wait(ctx, Meeting{Barrier: "up", Call: 2, Parties: 2, Actor: "a"}, time.Second) }()
 	_ = clock.BlockUntilContext(ctx, 4) // the first three parties' timers, and this one's
 	clock.Advance(time.Second)
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "1 of 2 actors came within 1s") {
 		t.Fatalf("a barrier only one party came to: %v", err)
+	}
+	// The one that gave up is not there for the one that comes later.
+	go func() { done <- b.Wait(ctx, Meeting{Barrier: "up", Call: 2, Parties: 2, Actor: "b"}, time.Second) }()
+	_ = clock.BlockUntilContext(ctx, 1) // the others fired at the last advance
+	clock.Advance(time.Second)
+	if err := <-done; err == nil {
+		t.Fatal("a barrier passed with its other party gone")
 	}
 }
 
