@@ -80,7 +80,6 @@ require (
 	github.com/moby/docker-image-spec v1.3.1 // indirect
 	github.com/moby/go-archive v0.3.3 // indirect
 	github.com/moby/locker v1.0.1 // indirect
-	github.com/moby/moby/api v1.56.1 // indirect
 	github.com/moby/patternmatcher v0.6.1 // indirect
 	github.com/moby/sys/atomicwriter v0.1.0 // indirect
 	github.com/moby/sys/capability v0.4.0 // indirect
@@ -159,6 +158,9 @@ require (
 	tags.cncf.io/container-device-interface v1.1.0 // indirect
 )
 
-require github.com/siphon-lab/siphon/pkg v0.0.0
+require (
+	github.com/moby/moby/api v1.56.1
+	github.com/siphon-lab/siphon/pkg v0.0.0
+)
 
 replace github.com/siphon-lab/siphon/pkg => ../pkg

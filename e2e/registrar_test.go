@@ -24,6 +24,12 @@ func upLab(t *testing.T, profile string, env map[string]string) *lab.Lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// Why it failed is often in a replica's log, not the test's.
+			if logs, err := l.Logs(context.Background(), 60); err == nil {
+				t.Logf("the lab's last log lines:\n%s", logs)
+			}
+		}
 		if err := l.Down(context.Background()); err != nil {
 			t.Errorf("down: %v", err)
 		}

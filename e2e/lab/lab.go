@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go/modules/compose"
 )
@@ -299,6 +300,41 @@ func (l *Lab) waitHealthy(ctx context.Context, r Replica) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// Logs is the last tail lines of every container of the lab, each block
+// headed by its container's name: what a failed test prints to say why.
+func (l *Lab) Logs(ctx context.Context, tail int) (string, error) {
+	res, err := l.docker.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", labelProject+"="+l.Name),
+	})
+	if err != nil {
+		return "", fmt.Errorf("lab: list %s: %w", l.Name, err)
+	}
+	names := map[string]string{}
+	var ids []string
+	for _, c := range res.Items {
+		names[c.ID] = strings.TrimPrefix(firstOr(c.Names, ""), "/")
+		ids = append(ids, c.ID)
+	}
+	sort.Slice(ids, func(i, j int) bool { return names[ids[i]] < names[ids[j]] })
+	var out strings.Builder
+	for _, id := range ids {
+		rc, err := l.docker.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(tail)})
+		if err != nil {
+			fmt.Fprintf(&out, "==> %s: logs: %v\n", names[id], err)
+			continue
+		}
+		var buf strings.Builder
+		_, err = stdcopy.StdCopy(&buf, &buf, rc)
+		rc.Close()
+		fmt.Fprintf(&out, "==> %s\n%s", names[id], buf.String())
+		if err != nil {
+			fmt.Fprintf(&out, "(logs cut short: %v)\n", err)
+		}
+	}
+	return out.String(), nil
 }
 
 // Down removes every container, network and volume of the lab, replicas added

@@ -244,10 +244,35 @@ func (r *records[T]) Delete(ctx context.Context, id string) (*T, error) {
 // field; a hash, not a set, because Redis 7.0 keeps even a one-member set of
 // strings as a full hashtable), then every record in one pipeline; an id
 // whose record is gone is dropped from the index.
+//
+// The two reads are not one snapshot: a record replaced meanwhile (a
+// publication's refresh stores the new one, then deletes the old) can be
+// gone from the first while its successor is missing from the index read.
+// So a read that found a listed record gone is taken again, until one is
+// whole: the index then names the successor. (One Lua script would be atomic, but
+// the index and its records hash to different cluster slots.)
 func (r *records[T]) members(ctx context.Context, indexKey string) ([]*T, error) {
+	var most []*T
+	for range membersTries {
+		out, vanished, err := r.readMembers(ctx, indexKey)
+		if err != nil || !vanished {
+			return out, err
+		}
+		if len(out) > len(most) {
+			most = out
+		}
+	}
+	return most, nil // churning still: the fullest read
+}
+
+// membersTries bounds how often members reads again after a record vanished.
+const membersTries = 20
+
+// readMembers is one read of members; vanished says a listed record was gone.
+func (r *records[T]) readMembers(ctx context.Context, indexKey string) (out []*T, vanished bool, err error) {
 	refs, err := r.rdb.HKeys(ctx, indexKey).Result()
 	if err != nil || len(refs) == 0 {
-		return nil, err
+		return nil, false, err
 	}
 	pipe := r.rdb.Pipeline()
 	gets := make(map[string]*redis.StringCmd, len(refs))
@@ -257,25 +282,25 @@ func (r *records[T]) members(ctx context.Context, indexKey string) ([]*T, error)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redisstore: members of %s: %w", indexKey, err)
+		return nil, false, fmt.Errorf("redisstore: members of %s: %w", indexKey, err)
 	}
-	var out []*T
 	for rf, g := range gets {
 		data, err := g.Bytes()
 		if errors.Is(err, redis.Nil) {
 			r.rdb.HDel(ctx, indexKey, rf)
+			vanished = true
 			continue
 		}
 		if err != nil {
-			return out, fmt.Errorf("redisstore: %s %s: %w", r.kind, rf, err)
+			return out, false, fmt.Errorf("redisstore: %s %s: %w", r.kind, rf, err)
 		}
 		v, err := r.decode(rf, data)
 		if err != nil {
-			return out, err
+			return out, false, err
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out, vanished, nil
 }
 
 // counterField is a field of an index hash that is not a member: a

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -49,6 +50,54 @@ func publicationSuite(t *testing.T, open func(t *testing.T) store.Backend) {
 		}
 		if _, err := ps.Get(ctx, p.ETag); !errors.Is(err, store.ErrPublicationNotFound) {
 			t.Fatalf("get after delete: %v", err)
+		}
+	})
+
+	// A refresh stores the new entity-tag before removing the old one
+	// (RFC 3903 §6: each success gets a new one): a watcher's NOTIFY made
+	// meanwhile must still find the state, never fall back to none.
+	t.Run("ReplacedNeverMissing", func(t *testing.T) {
+		ps := open(t).Publications()
+		alice := key(t, "alice")
+		later := time.Now().Add(time.Hour)
+		cur := newPublication(t, "p0", "presence", alice, later)
+		if err := ps.Create(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		const replacements = 300
+		done := make(chan error, 1)
+		go func() {
+			for i := 1; i <= replacements; i++ {
+				next := newPublication(t, fmt.Sprintf("p%d", i), "presence", alice, later)
+				if err := ps.Create(ctx, next); err != nil {
+					done <- err
+					return
+				}
+				if _, err := ps.Delete(ctx, cur.ETag); err != nil {
+					done <- err
+					return
+				}
+				cur = next
+			}
+			done <- nil
+		}()
+		for reads := 0; ; reads++ {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%d reads during %d replacements", reads, replacements)
+				return
+			default:
+			}
+			got, err := ps.Published(ctx, "presence", alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				t.Fatalf("read %d found no publication while one was being replaced", reads)
+			}
 		}
 	})
 
