@@ -17,7 +17,7 @@ import (
 
 // testEdge is an edge with no sockets and no bus: enough to run its input checks.
 func testEdge() *Edge {
-	return &Edge{cfg: Config{ID: "edge-test"}, metrics: obs.NewMetrics(), ids: ids.New("seed", "test"),
+	return &Edge{cfg: Config{ID: "edge-test", MaxMessageSize: MaxMessageSize}, metrics: obs.NewMetrics(), ids: ids.New("seed", "test"),
 		invites: inFlight[*inviteRelay]{m: map[string]*inviteRelay{}}}
 }
 

@@ -34,6 +34,9 @@ type Config struct {
 	// SenderCheck is how often the edge checks that a role replica with INVITE
 	// branches in flight is still there.
 	SenderCheck time.Duration
+	// MaxMessageSize bounds a message the edge takes; a larger request gets
+	// 513 (RFC 3261 §21.5.14) on every transport.
+	MaxMessageSize int
 
 	// TLS is the loaded certificate, set by Validate when TLS is on.
 	TLS *tls.Config
@@ -55,8 +58,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ID, "edge-id", host, "this edge's id on the bus, carried by flows and bindings; defaults to the host name")
 	fs.DurationVar(&c.RoleTimeout, "role-timeout", 5*time.Second, "how long the edge waits for a role's next response before answering 408")
 	fs.DurationVar(&c.TimerC, "timer-c", DefaultTimerC, "how long an INVITE may ring without a final response, reset by each provisional one; then it is CANCELled (RFC 3261 Timer C)")
+	fs.IntVar(&c.MaxMessageSize, "max-message-size", MaxMessageSize, "largest SIP message taken, in bytes, headers and body (at most 65535); a larger request is answered 513 Message Too Large")
 	fs.DurationVar(&c.SenderCheck, "sender-check", 2*time.Second, "how often the edge checks that a role replica with INVITEs ringing through it is still there; a gone one's branches are CANCELled")
 }
+
+// MaxMessageSize is the most a message may be: sipgo's parser takes no
+// more (sip.ParseMaxMessageLength), and a UDP datagram carries 65,507 bytes.
+const MaxMessageSize = 65535
 
 // DefaultTimerC is just over the 3 minutes RFC 3261 §16.6 step 11 requires
 // Timer C to exceed.
@@ -97,6 +105,9 @@ func (c *Config) Validate(set map[string]bool) error {
 		// Below RFC 3261's 3 minutes is allowed on purpose, so a lab test can
 		// watch Timer C fire in seconds.
 		return fmt.Errorf("--timer-c %v: want at least 1s (RFC 3261 wants more than 3m)", c.TimerC)
+	}
+	if c.MaxMessageSize < 1024 || c.MaxMessageSize > MaxMessageSize {
+		return fmt.Errorf("--max-message-size %d: want between 1024 and %d bytes", c.MaxMessageSize, MaxMessageSize)
 	}
 	if c.SenderCheck < 10*time.Millisecond || c.SenderCheck > time.Minute {
 		return fmt.Errorf("--sender-check %v: want between 10ms and 1m", c.SenderCheck)

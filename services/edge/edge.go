@@ -39,6 +39,13 @@ const (
 const udpReadBuffer = 4 << 20
 
 func init() {
+	// sipgo reads a datagram into 32 KiB and refuses to write one over
+	// 1,300 bytes. A UDP datagram carries up to 65,507 bytes, and a response
+	// goes back over the transport its request came by (RFC 3261 §18.2.2):
+	// so read whole datagrams, and send what a role answers whatever its
+	// size, as Kamailio does by default (udp_mtu 0: no switch to TCP).
+	sip.TransportBufferReadSize = 65535
+	sip.UDPMTUSize = 1 << 20
 	role.Register(wire.RoleEdge, func() role.Role { return &Edge{} })
 }
 

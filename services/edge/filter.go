@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -48,6 +49,9 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 	if v.code == 0 && m.request {
 		v = m.check()
 	}
+	if len(data) > e.cfg.MaxMessageSize {
+		v = tooLarge(len(data), e.cfg.MaxMessageSize)
+	}
 	if v.code == 0 && m.request && m.method == "CANCEL" && remote != nil {
 		if e.interceptCancel(data, UDP, remote, func(resp []byte) error { return e.writeUDP(resp, remote) }) {
 			return nil, nil
@@ -67,7 +71,11 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 		return data, nil
 	}
 	if !m.request {
-		e.metrics.Dropped.WithLabelValues("malformed-response").Inc()
+		reason := "malformed-response"
+		if v.code == 513 {
+			reason = "too-large"
+		}
+		e.metrics.Dropped.WithLabelValues(reason).Inc()
 		return nil, nil
 	}
 	resp = rawResponse(m, v, e.cfg.ID, e.ids.Tag())
@@ -77,6 +85,12 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 	}
 	e.metrics.Responses.WithLabelValues(mode.RoleEdge, methodLabel(m.method), obs.Code(v.code)).Inc()
 	return nil, resp
+}
+
+// tooLarge is the 513 of RFC 3261 §21.5.14 for a message of size bytes.
+func tooLarge(size, most int) verdict {
+	return verdict{code: 513, reason: "Message Too Large",
+		detail: "the message is " + strconv.Itoa(size) + " bytes; this edge takes at most " + strconv.Itoa(most) + " (--max-message-size)"}
 }
 
 // isKeepAlive is a CRLF keep-alive (RFC 5626 §3.5.1); sipgo handles those.

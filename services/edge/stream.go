@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"net"
 	"strconv"
+
+	"github.com/siphon-lab/siphon/pkg/mode"
+	"github.com/siphon-lab/siphon/pkg/obs"
 )
 
 // Stream transports (TCP, TLS) deliver bytes, not messages, so the read filter
@@ -46,6 +49,7 @@ type framedConn struct {
 	in          []byte // read, not yet framed
 	out         []byte // framed, not yet handed to sipgo
 	transparent bool
+	skip        int // bytes still to come of a message answered 513, to drop
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {
@@ -75,6 +79,11 @@ func (c *framedConn) Read(p []byte) (int, error) {
 // frame moves every whole message of c.in to c.out, but the CANCELs the edge takes.
 func (c *framedConn) frame() {
 	for len(c.in) > 0 {
+		if c.skip > 0 {
+			n := min(c.skip, len(c.in))
+			c.in, c.skip = c.in[n:], c.skip-n
+			continue
+		}
 		// CRLFs between messages are keep-alives (RFC 5626 §3.5.1): sipgo
 		// answers a double CRLF, so they pass on as they came.
 		if c.in[0] == '\r' || c.in[0] == '\n' {
@@ -99,6 +108,19 @@ func (c *framedConn) frame() {
 			return
 		}
 		size := end + 4 + length
+		if most := c.e.cfg.MaxMessageSize; size > most {
+			// Too large to take, but framed: answered 513 (a response too is
+			// dropped), its bytes skipped as they come, the connection kept.
+			m, _ := splitRaw(c.in[:end+4])
+			if resp := rawResponse(m, tooLarge(size, most), c.e.cfg.ID, c.e.ids.Tag()); m.request && resp != nil {
+				_, _ = c.Conn.Write(resp)
+				c.e.metrics.Responses.WithLabelValues(mode.RoleEdge, methodLabel(m.method), obs.Code(513)).Inc()
+			} else {
+				c.e.metrics.Dropped.WithLabelValues("too-large").Inc()
+			}
+			c.skip = size
+			continue
+		}
 		if len(c.in) < size {
 			return
 		}
@@ -128,8 +150,10 @@ func (c *framedConn) giveUp() {
 // headerEnd ends a message's header block (RFC 3261 §7).
 var headerEnd = []byte("\r\n\r\n")
 
-// maxBody bounds a framed body: sipgo's parser takes no larger message.
-const maxBody = 65535
+// maxBody bounds a Content-Length the framing follows: a larger message
+// than --max-message-size is still framed (answered 513, its bytes
+// skipped); past this the connection is not worth keeping.
+const maxBody = 64 << 20
 
 // contentLength reads Content-Length (or its compact form l) from a header
 // block; a message without one has no body. ok is false where sipgo might

@@ -92,7 +92,6 @@ func TestStreamFramingPassesWhatItCannotFrame(t *testing.T) {
 	for name, bad := range map[string]string{
 		"not a number": strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: four", 1),
 		"twice":        strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: 4\r\nl: 0", 1),
-		"too large":    strings.Replace(streamInvite, "Content-Length: 4", "Content-Length: 70000", 1),
 	} {
 		if got, back := framed(t, e, bad, streamCancel); got != bad+streamCancel || back != "" {
 			t.Errorf("%s: sipgo reads %q, peer got %q", name, got, back)
@@ -102,5 +101,22 @@ func TestStreamFramingPassesWhatItCannotFrame(t *testing.T) {
 	folded := strings.Replace(streamInvite, "Call-ID: s1\r\n", "Call-ID: s1\r\n Content-Length: 99\r\n", 1)
 	if got, _ := framed(t, e, folded); got != folded {
 		t.Errorf("folded line taken for Content-Length: sipgo reads %q", got)
+	}
+}
+
+// TestStreamFramingAnswersTooLarge: a message over --max-message-size is
+// answered 513 (RFC 3261 §21.5.14) and its bytes skipped as they come, in
+// however many reads; the next message on the connection goes on to sipgo.
+func TestStreamFramingAnswersTooLarge(t *testing.T) {
+	e := testEdge()
+	body := strings.Repeat("x", 70000)
+	big := strings.Replace(streamInvite, "Content-Length: 4\r\n\r\nv=0\n", "Content-Length: 70000\r\n\r\n"+body, 1)
+	all := big + streamInvite
+	toSipgo, toPeer := framed(t, e, all[:300], all[300:40000], all[40000:])
+	if toSipgo != streamInvite {
+		t.Fatalf("sipgo reads %d bytes (%.60q), want only the INVITE after the large one", len(toSipgo), toSipgo)
+	}
+	if !strings.HasPrefix(toPeer, "SIP/2.0 513 Message Too Large\r\n") || !strings.Contains(toPeer, "CSeq: 1 INVITE") {
+		t.Fatalf("the peer got %q, want a 513 to its INVITE", toPeer)
 	}
 }
