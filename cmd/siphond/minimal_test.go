@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -229,6 +231,63 @@ func TestMalformedInput(t *testing.T) {
 	if p.cmd.ProcessState != nil {
 		t.Fatal("siphond exited")
 	}
+}
+
+// TestProtosAnsweredAtOnce: every PROTOS c07-sip case gets a final response
+// or is dropped (and counted) without waiting on a role: --role-timeout is
+// 32 s, past the 10 s a case may take, so one a role could not take fails. Each case's
+// Via is aimed at this test's socket, the rest of it sent as rendered.
+func TestProtosAnsweredAtOnce(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas", "--role-timeout", "32s")
+	cases, err := filepath.Glob(filepath.Join(testutil.SharedTestdata(t), "protos", "rendered", "*.sip"))
+	if err != nil || len(cases) < 400 {
+		t.Fatalf("PROTOS cases: %d, %v", len(cases), err)
+	}
+	metrics := "http://" + p.metrics + "/metrics"
+	raddr, _ := net.ResolveUDPAddr("udp", p.sip)
+	var slowest time.Duration
+	var slowestCase string
+	answered, dropped := 0, 0
+	for _, c := range cases {
+		msg, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg = bytes.Replace(msg, []byte("127.0.0.1:5070"), []byte(conn.LocalAddr().String()), 1)
+		before := testutil.MetricSum(t, metrics, "siphon_edge_dropped_total")
+		sent := time.Now()
+		if _, err := conn.WriteTo(msg, raddr); err != nil {
+			t.Fatal(err)
+		}
+		final := false
+		buf := make([]byte, 65535)
+		for deadline := sent.Add(10 * time.Second); !final && time.Now().Before(deadline); {
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			if n, _, err := conn.ReadFrom(buf); err == nil {
+				if code, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(string(buf[:min(n, 12)]), "SIP/2.0 "))); err == nil && code >= 200 {
+					final = true
+					answered++
+				}
+				continue
+			}
+			if testutil.MetricSum(t, metrics, "siphon_edge_dropped_total") > before {
+				final = true
+				dropped++
+			}
+		}
+		conn.Close()
+		if !final {
+			t.Fatalf("%s: neither a final response nor a drop within 10 s (--role-timeout is 32s)", filepath.Base(c))
+		}
+		if d := time.Since(sent); d > slowest {
+			slowest, slowestCase = d, filepath.Base(c)
+		}
+	}
+	t.Logf("%d PROTOS cases: %d answered, %d dropped; slowest %s in %v", len(cases), answered, dropped, slowestCase, slowest)
 }
 
 // TestBadConfiguration: each mistake is one clear line on stderr and exit code 2.

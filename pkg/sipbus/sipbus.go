@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -205,9 +206,11 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 		handle := func(mr micro.Request) {
 			req, err := decode(parser, mr)
 			if err != nil {
-				// The edge only sends what it parsed, so this is a contract bug;
-				// the edge's role timeout answers the client.
-				log.Error("undecodable request from edge", "role", role, "error", err)
+				// The edge parses only the headers it reads and checks the
+				// grammar of the rest; what still slips past it is refused
+				// here, and the edge answers 400 at once.
+				log.Warn("undecodable request from edge", "role", role, "error", err)
+				_ = mr.Error(wire.RefuseBadMessage, undecodable(err), nil)
 				return
 			}
 			requests.Inc()
@@ -227,6 +230,17 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 		}
 	}
 	return s, nil
+}
+
+// undecodable is the one-line reason a role gives for a request it could
+// not parse: a parser error can quote a whole header.
+func undecodable(err error) string {
+	const most = 120
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	if len(msg) > most {
+		msg = msg[:most] + "…"
+	}
+	return "the request does not parse: " + msg
 }
 
 func decode(parser *sip.Parser, mr micro.Request) (*Request, error) {

@@ -176,6 +176,8 @@ func (m *rawMsg) check() verdict {
 			}
 		case "route", "record-route":
 			v = checkAddressList(h.name, h.value)
+		case "content-type":
+			v = checkContentType(h.value)
 		case "max-forwards":
 			v = checkNumber(h.name, h.value, 255)
 		case "expires":
@@ -330,10 +332,45 @@ func checkAddress(name, value string) verdict {
 			return bad("URI in " + name + " must be enclosed in <> (it has spaces, commas or headers)")
 		}
 	}
-	if scheme, rest, found := strings.Cut(uri, ":"); !found || !isToken(scheme) || rest == "" {
+	if scheme, rest, found := strings.Cut(uri, ":"); !found || !isScheme(scheme) || rest == "" {
 		return bad("malformed URI in " + name)
+	} else if s := strings.ToLower(scheme); (s == "sip" || s == "sips") && !validSIPURI(rest) {
+		return bad("malformed SIP URI in " + name + " (RFC 3261 §19.1.1: [user[:password]@]host[:port])")
 	}
 	return checkParams(name, params)
+}
+
+// validSIPURI checks what follows "sip:": an optional userinfo (a user, at
+// most one ':' and a password) before the last '@', then a host and port the
+// roles' parser takes.
+func validSIPURI(rest string) bool {
+	// A user may hold '?' and ';' (user-unreserved), headers no bare '@':
+	// the last '@' ends the userinfo.
+	at := strings.LastIndexByte(rest, '@')
+	if at >= 0 {
+		if userinfo := rest[:at]; userinfo == "" || userinfo[0] == ':' || strings.Count(userinfo, ":") > 1 {
+			return false
+		}
+	}
+	hostport := rest[at+1:]
+	if i := strings.IndexAny(hostport, ";?"); i >= 0 {
+		hostport = hostport[:i]
+	}
+	return validHostPort(hostport)
+}
+
+// checkContentType checks media-type: m-type "/" m-subtype *( SEMI m-parameter )
+// (RFC 3261 §20.15); an empty one is no media type.
+func checkContentType(value string) verdict {
+	mt, params, _ := strings.Cut(value, ";")
+	if strings.Contains(value, ";") {
+		params = ";" + params
+	}
+	typ, sub, found := strings.Cut(strings.TrimSpace(mt), "/")
+	if !found || !isToken(strings.TrimSpace(typ)) || !isToken(strings.TrimSpace(sub)) {
+		return bad("Content-Type must be type/subtype")
+	}
+	return checkParams("content-type", params)
 }
 
 // checkParams checks *( SEMI token [ EQUAL value ] ): no empty parameters.

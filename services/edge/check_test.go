@@ -156,3 +156,37 @@ func TestCheckParsed(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRawAddresses: what the roles' parser refuses in a Contact or a
+// Content-Type is 400 at the edge (PROTOS c07-sip #1170, #1180, #2150 once
+// waited for the role timeout); the odd but valid forms pass.
+func TestCheckRawAddresses(t *testing.T) {
+	const head = "INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n" +
+		"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+	tests := []struct {
+		name, header string
+		want         int
+	}{
+		{"contact scheme not a scheme", "Contact: 1170 <%s%s:noone@sip.no.invalid>", 400},
+		{"contact userinfo of colons", "Contact: 1180 <sip:" + strings.Repeat(":", 40) + "noone@sip.no.invalid>", 400},
+		{"contact without user before @", "Contact: <sip:@example.com>", 400},
+		{"contact host not a host", "Contact: <sip:alice@exa mple.com>", 400},
+		{"blank content type", "Content-Type:    ", 400},
+		{"content type without subtype", "Content-Type: application", 400},
+		{"contact user and password", "Contact: <sip:alice:secret@192.0.2.1:5060;transport=tcp>", 0},
+		{"contact user with ? and ;", "Contact: <sip:1_odd?,/;;*:&pw@example.com;lr?subject=x>", 0},
+		{"contact tel URI", "Contact: <tel:+15551234567>", 0},
+		{"content type with parameters", "Content-Type: multipart/mixed;boundary=abc", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, v := splitRaw([]byte(head + tt.header + "\r\nContent-Length: 0\r\n\r\n"))
+			if v.code == 0 {
+				v = m.check()
+			}
+			if v.code != tt.want {
+				t.Fatalf("got %d (%s), want %d", v.code, v.detail, tt.want)
+			}
+		})
+	}
+}

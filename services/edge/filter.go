@@ -24,7 +24,10 @@ func (e *Edge) readFilter(props sip.TransportReadProps, data []byte) ([]byte, er
 	out, resp := e.inspect(data, props.RemoteAddr)
 	if resp != nil {
 		if err := e.writeUDP(resp, props.RemoteAddr); err != nil {
+			// Most often an answer echoing a huge Via past a datagram's
+			// 65,507 bytes: the request is dropped after all, and counted.
 			e.log.Debug("answer to a datagram failed", "remote", props.RemoteAddr, "error", err)
+			e.metrics.Dropped.WithLabelValues("unanswerable").Inc()
 		}
 	}
 	return out, nil
