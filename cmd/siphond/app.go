@@ -92,14 +92,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		usage(stdout, fs)
 		return 0
 	}
+	var p plan
 	if err == nil {
-		var p plan
-		if p, err = o.validate(set); err == nil && p.has(wire.RoleScenario) {
-			return o.serveWorker(ctx, stderr)
-		}
-		if err == nil {
-			return o.serve(ctx, p, stdout, stderr, getenv)
-		}
+		p, err = o.validate(set)
+	}
+	if err == nil {
+		err = o.preflight(p)
+	}
+	switch {
+	case err == nil && p.has(wire.RoleScenario):
+		return o.serveWorker(ctx, stderr)
+	case err == nil:
+		return o.serve(ctx, p, stdout, stderr, getenv)
 	}
 	fmt.Fprintf(stderr, "siphond: %v (see siphond --help)\n", err)
 	return 2
@@ -212,6 +216,9 @@ func (o *options) serve(ctx context.Context, p plan, stdout, stderr io.Writer, g
 	cast, err := o.start(ctx, p, log, &cleanup)
 	if err != nil {
 		log.Error("siphond could not start", "error", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return 2 // taken since the preflight: still the configuration's
+		}
 		return 1
 	}
 	if o.scenario != nil {

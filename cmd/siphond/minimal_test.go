@@ -331,7 +331,29 @@ func TestBadConfiguration(t *testing.T) {
 		{"advertise every interface", []string{"--advertise", "0.0.0.0:5060"}, "--advertise"},
 		{"subscription expiries out of order", []string{"--sub-min-expiry", "600", "--sub-default-expiry", "60"}, "--sub-min-expiry"},
 		{"bad env", nil, "SIPHON_REG_MIN_EXPIRY"},
+		{"no SIP socket", []string{"--udp-bind", "", "--tcp-bind", ""}, "no SIP socket"},
 	}
+	// Ports another process holds: SIP over UDP and TCP, and the metrics port.
+	udpHeld, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpHeld.Close()
+	tcpHeld, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpHeld.Close()
+	free := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	tests = append(tests, []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"UDP port in use", []string{"--udp-bind", udpHeld.LocalAddr().String(), "--tcp-bind", free}, "--udp-bind " + udpHeld.LocalAddr().String() + ": the port is in use"},
+		{"TCP port in use", []string{"--udp-bind", free, "--tcp-bind", tcpHeld.Addr().String()}, "--tcp-bind " + tcpHeld.Addr().String() + ": the port is in use"},
+		{"metrics port in use", []string{"--udp-bind", free, "--tcp-bind", free, "--metrics-bind", tcpHeld.Addr().String()}, "--metrics-bind"},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

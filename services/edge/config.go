@@ -130,3 +130,21 @@ func (c *Config) Validate(set map[string]bool) error {
 	c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	return nil
 }
+
+// Listener is one socket the edge binds: the flag that names it, the network
+// ("udp" or "tcp") and the address.
+type Listener struct {
+	Flag, Network, Addr string
+}
+
+// Listeners are the sockets a validated Config binds: UDP, TCP and, with a
+// certificate, TLS.
+func (c *Config) Listeners() []Listener {
+	var out []Listener
+	for _, l := range []Listener{{"--udp-bind", "udp", c.UDPBind}, {"--tcp-bind", "tcp", c.TCPBind}, {"--sips-bind", "tcp", c.SIPSBind}} {
+		if l.Addr != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
