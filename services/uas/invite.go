@@ -278,7 +278,9 @@ func (u *UAS) ok(r *sipbus.Request, d *store.Dialog, st sessionTimer) *sip.Respo
 	}
 	res := u.dialogResponse(r, d, 200, "OK", body)
 	res.AppendHeader(sip.NewHeader("Allow", u.allowFor(r)))
-	res.AppendHeader(sip.NewHeader("Supported", u.supported))
+	if u.supported != "" {
+		res.AppendHeader(sip.NewHeader("Supported", u.supported))
+	}
 	for _, h := range timerHeaders(st) {
 		res.AppendHeader(h)
 	}

@@ -20,11 +20,10 @@ func (u *UAS) options(r *sipbus.Request) {
 	res := sipmsg.NewResponse(r.Request, 200, "OK", nil, u.ids)
 	res.AppendHeader(sip.NewHeader("Allow", u.allowFor(r)))
 	res.AppendHeader(sip.NewHeader("Accept", accept))
-	supported := ""
-	if u.callsIn(r) {
-		supported = u.supported
+	if u.callsIn(r) && u.supported != "" {
+		// No extension outside calls: no Supported header, rather than an empty one.
+		res.AppendHeader(sip.NewHeader("Supported", u.supported))
 	}
-	res.AppendHeader(sip.NewHeader("Supported", supported))
 	if u.eventsIn(r) {
 		res.AppendHeader(sip.NewHeader("Allow-Events", strings.Join(wire.EventPackages, ", ")))
 	}
