@@ -19,7 +19,13 @@ import (
 
 func upLab(t *testing.T, profile string, env map[string]string) *lab.Lab {
 	t.Helper()
-	l, err := lab.Up(context.Background(), lab.Options{Profile: profile, Env: env, Log: t.Logf})
+	// The suites load the edge from one host address: no per-source limit
+	// unless a test sets one.
+	withDefaults := map[string]string{"SIPHON_UDP_RATE_LIMIT": "0", "SIPHON_STREAM_RATE_LIMIT": "0"}
+	for k, v := range env {
+		withDefaults[k] = v
+	}
+	l, err := lab.Up(context.Background(), lab.Options{Profile: profile, Env: withDefaults, Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,9 @@ func startWith(t *testing.T, env []string, edge bool, args ...string) *proc {
 	args = append([]string{"--metrics-bind", p.metrics, "--log-level", "debug"}, args...)
 	if edge {
 		p.sip = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-		args = append([]string{"--udp-bind", p.sip, "--tcp-bind", p.sip}, args...)
+		// Every test's traffic comes from 127.0.0.1: no per-source limit
+		// unless the test gives one (a later flag wins).
+		args = append([]string{"--udp-bind", p.sip, "--tcp-bind", p.sip, "--udp-rate-limit", "0", "--stream-rate-limit", "0"}, args...)
 	}
 	p.cmd = exec.Command(siphondBin, args...)
 	p.cmd.Env = append(os.Environ(), env...)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +51,141 @@ func TestMessageSize(t *testing.T) {
 		answer := udpExchange(t, p.sip, []byte(big), 10*time.Second)
 		if !strings.HasPrefix(string(answer), "SIP/2.0 200 ") || len(answer) < 10_000 {
 			t.Fatalf("got %d bytes (%.40q), want the 200 with the big Via echoed", len(answer), answer)
+		}
+	})
+}
+
+// rawOptions is the nth OPTIONS of a sender at local (its Via, with rport),
+// over transport UDP or TCP.
+func rawOptions(transport, local, target string, n int) []byte {
+	id := strings.NewReplacer(".", "-", ":", "-").Replace(local) + "-" + strconv.Itoa(n)
+	return []byte("OPTIONS sip:service@" + target + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/" + transport + " " + local + ";rport;branch=z9hG4bK" + id + "\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:load@example.com>;tag=" + id + "\r\nTo: <sip:service@example.com>\r\n" +
+		"Call-ID: " + id + "@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+}
+
+// statusOf is a response's status code, 0 when it is not one.
+func statusOf(msg []byte) int {
+	f := strings.Fields(string(msg[:min(len(msg), 16)]))
+	if len(f) < 2 || f[0] != "SIP/2.0" {
+		return 0
+	}
+	code, _ := strconv.Atoi(f[1])
+	return code
+}
+
+// TestRateLimits: the edge's per-source limits (Kamailio's pike, siphond's
+// --udp-rate-limit and --stream-rate-limit) with short values.
+func TestRateLimits(t *testing.T) {
+	t.Run("a flooding source is mostly refused, another at 50/s all answered", func(t *testing.T) {
+		p := start(t, true, "--mode", "minimal", "--udp-rate-limit", "100")
+		target, _ := net.ResolveUDPAddr("udp", p.sip)
+		flood, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer flood.Close()
+		const flooded = 4000
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := range flooded {
+				_, _ = flood.WriteToUDP(rawOptions("UDP", flood.LocalAddr().String(), p.sip, i), target)
+			}
+		}()
+		// The other source: one request every 20 ms, each retransmitted
+		// until its answer as a UA's transaction would (RFC 3261 §17.1.2.2).
+		other, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		buf := make([]byte, 65535)
+		for i := range 50 {
+			<-tick.C
+			req := rawOptions("UDP", other.LocalAddr().String(), p.sip, i)
+			code := 0
+			for try := 0; code == 0 && try < 20; try++ {
+				_, _ = other.WriteToUDP(req, target)
+				_ = other.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				if n, _, err := other.ReadFromUDP(buf); err == nil {
+					code = statusOf(buf[:n])
+				}
+			}
+			if code != 200 {
+				t.Fatalf("the 50/s source's request %d: got %d, want 200", i+1, code)
+			}
+		}
+		<-done
+		limited := func() float64 {
+			return p.counter(t, "siphon_edge_rate_limited_total", `transport="udp"`)
+		}
+		for deadline := time.Now().Add(10 * time.Second); limited() < flooded/2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v of %d flooded requests refused, want most", limited(), flooded)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the edge's counter
+		}
+		t.Logf("flood: %v of %d refused; the 50/s source: 50 of 50 answered", limited(), flooded)
+	})
+	t.Run("503 with Retry-After when asked, retransmissions not counted", func(t *testing.T) {
+		p := start(t, true, "--mode", "minimal", "--udp-rate-limit", "1", "--rate-limit-burst", "5", "--rate-limit-action", "503")
+		target, _ := net.ResolveUDPAddr("udp", p.sip)
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		read := func() []byte {
+			buf := make([]byte, 65535)
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			return buf[:n]
+		}
+		first := rawOptions("UDP", conn.LocalAddr().String(), p.sip, 0)
+		_, _ = conn.WriteToUDP(first, target)
+		if code := statusOf(read()); code != 200 {
+			t.Fatalf("first request: %d", code)
+		}
+		// Its retransmissions are answered from the replay cache, free.
+		for range 10 {
+			_, _ = conn.WriteToUDP(first, target)
+			if code := statusOf(read()); code != 200 {
+				t.Fatalf("a retransmission got %d, want the cached 200", code)
+			}
+		}
+		codes := map[int]int{}
+		for i := 1; i <= 10; i++ {
+			_, _ = conn.WriteToUDP(rawOptions("UDP", conn.LocalAddr().String(), p.sip, i), target)
+			res := read()
+			codes[statusOf(res)]++
+			if statusOf(res) == 503 && !strings.Contains(string(res), "\r\nRetry-After: ") {
+				t.Fatalf("503 without Retry-After:\n%s", res)
+			}
+		}
+		if codes[200] < 4 || codes[503] < 1 || codes[200]+codes[503] != 10 {
+			t.Fatalf("ten new requests after a burst of 5 at 1/s: %v, want 4 or more 200s (the burst) and 503s", codes)
+		}
+	})
+	t.Run("a TCP connection's limit is its own", func(t *testing.T) {
+		p := start(t, true, "--mode", "minimal", "--stream-rate-limit", "1", "--rate-limit-burst", "5", "--rate-limit-action", "503")
+		busy := newTCPUA(t, p.sip)
+		codes := map[int]int{}
+		for range 10 {
+			codes[busy.call().do("OPTIONS", nil, "").StatusCode]++
+		}
+		if codes[200] < 5 || codes[503] < 1 {
+			t.Fatalf("ten requests on one connection at 1/s, burst 5: %v, want 5 200s and 503s", codes)
+		}
+		wantCode(t, newTCPUA(t, p.sip).call().do("OPTIONS", nil, ""), 200)
+		if n := p.counter(t, "siphon_edge_rate_limited_total", `transport="tcp"`); n < 1 {
+			t.Fatalf("rate-limited TCP requests counted %v", n)
 		}
 	})
 }

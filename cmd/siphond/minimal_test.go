@@ -330,6 +330,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"Timer C too short", []string{"--timer-c", "10ms"}, "--timer-c"},
 		{"sender check off", []string{"--sender-check", "0s"}, "--sender-check"},
 		{"message size past UDP's", []string{"--max-message-size", "70000"}, "--max-message-size"},
+		{"unknown rate-limit action", []string{"--rate-limit-action", "reject"}, "--rate-limit-action"},
+		{"negative rate limit", []string{"--udp-rate-limit", "-5"}, "--udp-rate-limit"},
 		{"unknown fork mode", []string{"--fork-mode", "random"}, "--fork-mode"},
 		{"unknown foreign-domain policy", []string{"--foreign-domains", "relay"}, "--foreign-domains"},
 		{"dns server without port", []string{"--dns-server", "127.0.0.1"}, "--dns-server"},

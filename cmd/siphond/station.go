@@ -48,6 +48,9 @@ func (o *options) startStation(ctx context.Context, a *scenario.Actor, log *slog
 	log = log.With("actor", name)
 	cfg := *o.roles[mode.RoleEdge].Config().(*edge.Config)
 	cfg.ID = "scenario-" + name
+	// A station takes what the system under test sends it, at the run's
+	// rate: the edge's per-source limits are for a lab's own edge.
+	cfg.UDPRateLimit, cfg.StreamRateLimit = 0, 0
 	if a.Bind != "" {
 		bind, err := wholeBind(a.Bind)
 		if err != nil {

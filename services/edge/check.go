@@ -522,7 +522,7 @@ func checkParsed(req *sip.Request) verdict {
 // line, the request's Via, From, To, Call-ID and CSeq as they came, a To tag,
 // and a Warning with the detail. It returns nil when the request has no Via,
 // since a response without one cannot be routed.
-func rawResponse(m *rawMsg, v verdict, warnAgent, toTag string) []byte {
+func rawResponse(m *rawMsg, v verdict, warnAgent, toTag string, extra ...string) []byte {
 	vias := m.all("via")
 	if len(vias) == 0 {
 		return nil
@@ -541,6 +541,9 @@ func rawResponse(m *rawMsg, v verdict, warnAgent, toTag string) []byte {
 		}
 	}
 	b.WriteString("Warning: 399 " + warnAgent + " \"" + strings.ReplaceAll(v.detail, `"`, "'") + "\"\r\n")
+	for _, h := range extra {
+		b.WriteString(h + "\r\n")
+	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	return b.Bytes()
 }

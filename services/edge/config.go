@@ -37,6 +37,12 @@ type Config struct {
 	// MaxMessageSize bounds a message the edge takes; a larger request gets
 	// 513 (RFC 3261 §21.5.14) on every transport.
 	MaxMessageSize int
+	// UDPRateLimit and StreamRateLimit are the requests a second taken from
+	// one source IP over UDP and on one TCP/TLS connection (0: no limit);
+	// RateLimitBurst is how many above the rate may come at once (0: one
+	// second's worth); RateLimitAction is LimitDrop or Limit503.
+	UDPRateLimit, StreamRateLimit, RateLimitBurst int
+	RateLimitAction                               string
 
 	// TLS is the loaded certificate, set by Validate when TLS is on.
 	TLS *tls.Config
@@ -59,6 +65,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RoleTimeout, "role-timeout", 5*time.Second, "how long the edge waits for a role's next response before answering 408")
 	fs.DurationVar(&c.TimerC, "timer-c", DefaultTimerC, "how long an INVITE may ring without a final response, reset by each provisional one; then it is CANCELled (RFC 3261 Timer C)")
 	fs.IntVar(&c.MaxMessageSize, "max-message-size", MaxMessageSize, "largest SIP message taken, in bytes, headers and body (at most 65535); a larger request is answered 513 Message Too Large")
+	fs.IntVar(&c.UDPRateLimit, "udp-rate-limit", 200, "requests a second taken from one source IP over UDP (retransmissions answered from the cache aside); 0 turns the limit off")
+	fs.IntVar(&c.StreamRateLimit, "stream-rate-limit", 200, "requests a second taken on one TCP or TLS connection; 0 turns the limit off")
+	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "requests a source may send at once above its rate; 0 is one second's worth")
+	fs.StringVar(&c.RateLimitAction, "rate-limit-action", LimitDrop, "what a request over its source's limit gets: drop, or 503 (with Retry-After)")
 	fs.DurationVar(&c.SenderCheck, "sender-check", 2*time.Second, "how often the edge checks that a role replica with INVITEs ringing through it is still there; a gone one's branches are CANCELled")
 }
 
@@ -109,6 +119,12 @@ func (c *Config) Validate(set map[string]bool) error {
 	if c.MaxMessageSize < 1024 || c.MaxMessageSize > MaxMessageSize {
 		return fmt.Errorf("--max-message-size %d: want between 1024 and %d bytes", c.MaxMessageSize, MaxMessageSize)
 	}
+	if c.UDPRateLimit < 0 || c.StreamRateLimit < 0 || c.RateLimitBurst < 0 {
+		return errors.New("--udp-rate-limit, --stream-rate-limit and --rate-limit-burst: want 0 (off, or the default burst) or more")
+	}
+	if c.RateLimitAction != LimitDrop && c.RateLimitAction != Limit503 {
+		return fmt.Errorf("--rate-limit-action %q: want %s or %s", c.RateLimitAction, LimitDrop, Limit503)
+	}
 	if c.SenderCheck < 10*time.Millisecond || c.SenderCheck > time.Minute {
 		return fmt.Errorf("--sender-check %v: want between 10ms and 1m", c.SenderCheck)
 	}
@@ -147,4 +163,12 @@ func (c *Config) Listeners() []Listener {
 		}
 	}
 	return out
+}
+
+// burst is the bucket size for a limit of perSecond.
+func (c *Config) burst(perSecond int) int {
+	if c.RateLimitBurst > 0 {
+		return c.RateLimitBurst
+	}
+	return perSecond
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -73,6 +74,9 @@ type Edge struct {
 	prober   *prober                 // role replicas with INVITE branches in flight
 	// branchesCancelled counts the INVITE branches the edge CANCELled, by why.
 	branchesCancelled *prometheus.CounterVec
+	udpLimit          *sourceLimiter         // --udp-rate-limit, per source IP
+	rateLimited       *prometheus.CounterVec // requests over a limit, by transport
+	limitWarned       atomic.Int64           // when the last over-the-limit warning was logged (Unix ns)
 
 	mu    sync.Mutex
 	udp   net.PacketConn
@@ -101,9 +105,16 @@ func (e *Edge) setup(d role.Deps) error {
 		Name: "siphon_edge_branches_cancelled_total",
 		Help: "INVITE branches the edge CANCELled, by why: role (the cancel endpoint), timer-c, asker-gone.",
 	}, []string{"reason"})
-	if err := m.Registry.Register(e.branchesCancelled); err != nil {
-		return fmt.Errorf("edge: metrics: %w", err)
+	e.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "siphon_edge_rate_limited_total",
+		Help: "Requests over their source's limit (--udp-rate-limit per IP, --stream-rate-limit per connection), dropped or answered 503, by transport.",
+	}, []string{"transport"})
+	for _, c := range []prometheus.Collector{e.branchesCancelled, e.rateLimited} {
+		if err := m.Registry.Register(c); err != nil {
+			return fmt.Errorf("edge: metrics: %w", err)
+		}
 	}
+	e.udpLimit = newSourceLimiter(e.cfg.UDPRateLimit, e.cfg.burst(e.cfg.UDPRateLimit), e.clock)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(e.userAgent),
 		sipgo.WithUserAgentParser(edgeParser()),

@@ -71,6 +71,10 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 				}
 			}
 		}
+		if m.request && !e.udpLimit.allow(sourceIP(remote)) {
+			e.warnOverLimit(UDP, remote)
+			return nil, e.overLimit(m, UDP)
+		}
 		return data, nil
 	}
 	if !m.request {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 
+	"golang.org/x/time/rate"
+
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
 )
@@ -37,7 +39,11 @@ func (l *streamListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10)}, nil
+	fc := &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10)}
+	if n := l.e.cfg.StreamRateLimit; n > 0 {
+		fc.limit = rate.NewLimiter(rate.Limit(n), l.e.cfg.burst(n))
+	}
+	return fc, nil
 }
 
 // framedConn is one accepted connection, read through the edge's framing.
@@ -49,7 +55,8 @@ type framedConn struct {
 	in          []byte // read, not yet framed
 	out         []byte // framed, not yet handed to sipgo
 	transparent bool
-	skip        int // bytes still to come of a message answered 513, to drop
+	skip        int           // bytes still to come of a message answered 513, to drop
+	limit       *rate.Limiter // --stream-rate-limit, nil when off
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {
@@ -125,6 +132,15 @@ func (c *framedConn) frame() {
 			return
 		}
 		msg := c.in[:size]
+		if c.limit != nil && !bytes.HasPrefix(msg, []byte("SIP/")) && !c.limit.AllowN(c.e.clock.Now(), 1) {
+			c.e.warnOverLimit(c.transport, c.RemoteAddr())
+			m, _ := splitRaw(msg)
+			if resp := c.e.overLimit(m, c.transport); resp != nil {
+				_, _ = c.Conn.Write(resp)
+			}
+			c.in = c.in[size:]
+			continue
+		}
 		if bytes.HasPrefix(msg, []byte("CANCEL ")) {
 			write := func(resp []byte) error { _, err := c.Conn.Write(resp); return err }
 			if c.e.interceptCancel(msg, c.transport, c.RemoteAddr(), write) {
