@@ -53,6 +53,8 @@ bench: build
 	./bench/run.sh --mode b2bua --setups proxy,embedded,multi --rates 500,1000,1500,2000,2500
 	./bench/run.sh --mode subscribe --setups embedded,multi --rates 1000,2000,2500,3000
 	./bench/run.sh --mode runner --setups sipp-uac,siphond-run --rates 2000,3000,4000,5000,6000
+	./bench/run.sh --mode minimal --setups embedded,limited --rates 2000,4000,6000,8000,10000,12000
+	./bench/run.sh --mode flood
 
 clean:
 	rm -rf bin bench/results

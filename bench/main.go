@@ -35,6 +35,7 @@ type params struct {
 	work                          string // scratch directory: users files
 	callLength                    time.Duration
 	watchers, held                int // subscribe: the fan-out's watchers; subscriptions held for the memory figure
+	floodRate                     int // flood: the flooding source's rate
 }
 
 func main() {
@@ -42,8 +43,9 @@ func main() {
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
 	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio", "directory of the Kamailio configurations (registrar.cfg, proxy.cfg)")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares), runner (siphond run as the caller, set-ups siphond-run and sipp-uac, against SIPp's uas) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares), runner (siphond run as the caller, set-ups siphond-run and sipp-uac, against SIPp's uas), flood (a source at 50 OPTIONS/s alone, then while another floods at --flood-rate, against the default per-source limit) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
 	flag.IntVar(&p.watchers, "watchers", 1000, "subscribe: watchers of the one resource a PUBLISH fans out to")
+	flag.IntVar(&p.floodRate, "flood-rate", 24000, "flood: OPTIONS a second from the flooding source (twice what the embedded edge holds)")
 	flag.IntVar(&p.held, "held", 100000, "subscribe: subscriptions held to measure memory per subscription")
 	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
 	flag.BoolVar(&p.auth, "auth", false, "registrar: digest authentication on (each registration is 401 then 200)")
@@ -77,6 +79,16 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 	}
 	defer os.RemoveAll(p.work)
 	report := &strings.Builder{}
+	if p.mode == "flood" {
+		if err := p.floodRun(report, duration); err != nil {
+			return err
+		}
+		fmt.Print(report.String())
+		if out != "" {
+			return os.WriteFile(out, []byte(report.String()), 0o644)
+		}
+		return nil
+	}
 	if p.mode == "runner" {
 		fmt.Fprintf(report, "Machine: %s, %d cores; %s; %s; SIPp %s on the same machine. Load: the callers themselves, INVITE-200-ACK-BYE-200 against SIPp's uas.\n\n",
 			cpuModel(), runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), goVersion(), sippVersion())
@@ -131,7 +143,10 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 		all[name] = results
 		order = append(order, name)
 	}
-	for _, ref := range []string{"kamailio", "sipp-uas", "proxy"} {
+	for _, ref := range []string{"kamailio", "sipp-uas", "proxy", "embedded"} {
+		if ref == "embedded" && all["limited"] == nil {
+			continue // the limiter's cost is its set-up against embedded
+		}
 		if rs, ok := all[ref]; ok {
 			writeRatios(report, order, all, ref, rs)
 		}
@@ -233,7 +248,10 @@ func (s *setup) stop() {
 	}
 }
 
-func (p params) startSetup(name string) (*setup, error) {
+func (p params) startSetup(name string) (*setup, error) { return p.startSetupWith(name, nil) }
+
+// startSetupWith is startSetup with extra siphond flags, which win over its own.
+func (p params) startSetupWith(name string, extra []string) (*setup, error) {
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	siphondMode := p.mode
 	switch p.mode {
@@ -255,6 +273,7 @@ func (p params) startSetup(name string) (*setup, error) {
 	if p.mode == "registrar" && p.auth {
 		common = append(common, "--auth", "--auth-users", filepath.Join(p.work, "users.json"), "--auth-max-failures", "1000000")
 	}
+	common = append(common, extra...)
 	s := &setup{sip: sipAddr}
 	spawn := func(bin string, args ...string) error {
 		cmd := exec.Command(bin, args...)
@@ -268,8 +287,14 @@ func (p params) startSetup(name string) (*setup, error) {
 	}
 	var ready []string
 	switch name {
-	case "embedded", "proxy":
+	case "embedded", "proxy", "limited":
 		s.describe = "one siphond process (edge + roles, embedded NATS, in-memory state)"
+		if name == "limited" {
+			// The limiter on at a rate no step reaches: every request pays
+			// for its source's bucket and none is refused.
+			common = append(common, "--udp-rate-limit", "1000000000")
+			s.describe += ", the per-source limiter on (a limit no step reaches)"
+		}
 		if name == "proxy" {
 			if p.mode != "b2bua" {
 				return nil, errors.New("the proxy set-up is the b2bua's comparison: use --mode b2bua")

@@ -189,3 +189,133 @@ func TestRateLimits(t *testing.T) {
 		}
 	})
 }
+
+// dialFrom opens a TCP connection to target from the loopback address ip.
+func dialFrom(t *testing.T, ip, target string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	conn, err := d.Dial("tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// closedByEdge says the edge closed conn: a read ends (EOF or reset) within
+// wait rather than timing out.
+func closedByEdge(conn net.Conn, wait time.Duration) bool {
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			ne, ok := err.(net.Error)
+			_ = conn.SetReadDeadline(time.Time{}) // open still: usable after
+			return !ok || !ne.Timeout()
+		}
+	}
+}
+
+// TestConnectionLimits: --max-connections-per-source and --max-connections
+// close one connection too many at once; a closed one frees its place.
+func TestConnectionLimits(t *testing.T) {
+	p := start(t, true, "--mode", "minimal", "--max-connections-per-source", "2", "--max-connections", "3")
+	works := func(conn net.Conn) {
+		t.Helper()
+		wantCode(t, newStreamUA(t, "TCP", p.sip, conn).call().do("OPTIONS", nil, ""), 200)
+	}
+	first := dialFrom(t, "127.0.0.1", p.sip)
+	works(first)
+	works(dialFrom(t, "127.0.0.1", p.sip))
+	if !closedByEdge(dialFrom(t, "127.0.0.1", p.sip), 10*time.Second) {
+		t.Fatal("a third connection from 127.0.0.1 stayed open (--max-connections-per-source 2)")
+	}
+	works(dialFrom(t, "127.0.0.2", p.sip))
+	if !closedByEdge(dialFrom(t, "127.0.0.3", p.sip), 10*time.Second) {
+		t.Fatal("a fourth connection in all stayed open (--max-connections 3)")
+	}
+	if n := p.counter(t, "siphon_edge_dropped_total", `reason="too-many-connections"`); n != 2 {
+		t.Fatalf("refused connections counted %v, want 2", n)
+	}
+	// Once the edge has seen the first one close, its place is free again.
+	first.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		conn := dialFrom(t, "127.0.0.3", p.sip)
+		if !closedByEdge(conn, 200*time.Millisecond) {
+			works(conn)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection's place never came free")
+		}
+	}
+}
+
+// TestStreamTimeouts: an idle connection is closed after --idle-timeout,
+// one kept alive by RFC 5626 CRLF keep-alives stays, and a message whose
+// headers dribble in is cut off at --header-timeout however busy the
+// sender keeps the connection.
+func TestStreamTimeouts(t *testing.T) {
+	p := start(t, true, "--mode", "minimal", "--idle-timeout", "2s", "--header-timeout", "1s")
+	t.Run("idle", func(t *testing.T) {
+		if !closedByEdge(dialFrom(t, "127.0.0.1", p.sip), 20*time.Second) {
+			t.Fatal("an idle connection stayed open past --idle-timeout 2s")
+		}
+		if n := p.counter(t, "siphon_edge_dropped_total", `reason="idle-timeout"`); n < 1 {
+			t.Fatalf("idle-timeout closes counted %v", n)
+		}
+	})
+	t.Run("kept alive", func(t *testing.T) {
+		conn := dialFrom(t, "127.0.0.1", p.sip)
+		u := newStreamUA(t, "TCP", p.sip, conn)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+			<-tick.C
+			if _, err := conn.Write([]byte("\r\n\r\n")); err != nil {
+				t.Fatalf("keep-alive: %v", err)
+			}
+		}
+		wantCode(t, u.call().do("OPTIONS", nil, ""), 200)
+	})
+	t.Run("slow headers", func(t *testing.T) {
+		conn := dialFrom(t, "127.0.0.1", p.sip)
+		req := string(rawOptions("TCP", conn.LocalAddr().String(), p.sip, 1))
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			// One byte every 50 ms: never idle, the headers never whole in time.
+			for i := 0; i < len(req); i++ {
+				if _, err := conn.Write([]byte{req[i]}); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond) // the slowloris' pace, not a wait for the edge
+			}
+		}()
+		if !closedByEdge(conn, 20*time.Second) {
+			t.Fatal("a connection whose headers dribbled in stayed open past --header-timeout 1s")
+		}
+		conn.Close()
+		<-closed
+		if n := p.counter(t, "siphon_edge_dropped_total", `reason="header-timeout"`); n < 1 {
+			t.Fatalf("header-timeout closes counted %v", n)
+		}
+	})
+}
+
+// TestMaxTransactions: with two INVITEs ringing and --max-transactions 2, a
+// third request gets 503 with Retry-After.
+func TestMaxTransactions(t *testing.T) {
+	p := start(t, true, "--mode", "call-server", "--answer-delay", "30s", "--max-transactions", "2")
+	for range 2 {
+		u := newUA(t, p.sip)
+		raw, cseq := u.call().req("INVITE", nil, offer)
+		u.send(raw)
+		u.response("INVITE", cseq, 180)
+	}
+	res := newUA(t, p.sip).call().do("OPTIONS", nil, "")
+	wantCode(t, res, 503)
+	if res.GetHeader("Retry-After") == nil {
+		t.Fatalf("503 without Retry-After:\n%s", res)
+	}
+}

@@ -43,6 +43,14 @@ type Config struct {
 	// second's worth); RateLimitAction is LimitDrop or Limit503.
 	UDPRateLimit, StreamRateLimit, RateLimitBurst int
 	RateLimitAction                               string
+	// MaxConnections and MaxConnectionsPerSource bound open TCP/TLS
+	// connections (0: no bound); IdleTimeout closes one with nothing read or
+	// written, HeaderTimeout one whose message headers take longer (0: never).
+	MaxConnections, MaxConnectionsPerSource int
+	IdleTimeout, HeaderTimeout              time.Duration
+	// MaxTransactions bounds the requests relayed to roles at once; past it
+	// a request gets 503 (0: no bound).
+	MaxTransactions int
 
 	// TLS is the loaded certificate, set by Validate when TLS is on.
 	TLS *tls.Config
@@ -69,6 +77,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StreamRateLimit, "stream-rate-limit", 200, "requests a second taken on one TCP or TLS connection; 0 turns the limit off")
 	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "requests a source may send at once above its rate; 0 is one second's worth")
 	fs.StringVar(&c.RateLimitAction, "rate-limit-action", LimitDrop, "what a request over its source's limit gets: drop, or 503 (with Retry-After)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "TCP and TLS connections open at once; one more is closed at once (0: no limit)")
+	fs.IntVar(&c.MaxConnectionsPerSource, "max-connections-per-source", 256, "TCP and TLS connections open at once from one source IP (0: no limit)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "a TCP or TLS connection with nothing read or written for this long is closed (RFC 5626 CRLF keep-alives count); 0 never")
+	fs.DurationVar(&c.HeaderTimeout, "header-timeout", 10*time.Second, "how long a message's headers may take to arrive once it has begun, on TCP and TLS (slowloris); then the connection is closed; 0 never")
+	fs.IntVar(&c.MaxTransactions, "max-transactions", 10000, "requests the edge has with roles at once; one more is answered 503 with Retry-After (0: no limit)")
 	fs.DurationVar(&c.SenderCheck, "sender-check", 2*time.Second, "how often the edge checks that a role replica with INVITEs ringing through it is still there; a gone one's branches are CANCELled")
 }
 
@@ -121,6 +134,9 @@ func (c *Config) Validate(set map[string]bool) error {
 	}
 	if c.UDPRateLimit < 0 || c.StreamRateLimit < 0 || c.RateLimitBurst < 0 {
 		return errors.New("--udp-rate-limit, --stream-rate-limit and --rate-limit-burst: want 0 (off, or the default burst) or more")
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerSource < 0 || c.MaxTransactions < 0 || c.IdleTimeout < 0 || c.HeaderTimeout < 0 {
+		return errors.New("--max-connections, --max-connections-per-source, --max-transactions, --idle-timeout and --header-timeout: want 0 (no limit) or more")
 	}
 	if c.RateLimitAction != LimitDrop && c.RateLimitAction != Limit503 {
 		return fmt.Errorf("--rate-limit-action %q: want %s or %s", c.RateLimitAction, LimitDrop, Limit503)

@@ -77,6 +77,9 @@ type Edge struct {
 	udpLimit          *sourceLimiter         // --udp-rate-limit, per source IP
 	rateLimited       *prometheus.CounterVec // requests over a limit, by transport
 	limitWarned       atomic.Int64           // when the last over-the-limit warning was logged (Unix ns)
+	conns             connCounter            // open TCP/TLS connections, for --max-connections
+	connsWarned       atomic.Int64           // when the last too-many-connections warning was logged
+	transactions      atomic.Int64           // requests relayed to roles and not yet answered, for --max-transactions
 
 	mu    sync.Mutex
 	udp   net.PacketConn

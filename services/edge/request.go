@@ -47,6 +47,15 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 		r = r.to(req)
 		r.requests.Inc()
+		if most := int64(e.cfg.MaxTransactions); most > 0 {
+			if e.transactions.Add(1) > most {
+				e.transactions.Add(-1)
+				e.reply(req, tx, 503, "Service Unavailable", "too many transactions in progress (--max-transactions)",
+					sip.NewHeader("Retry-After", retryAfter))
+				return
+			}
+			defer e.transactions.Add(-1)
+		}
 		if e.replay != nil && replayable(req.Transport(), method) {
 			if key := parsedReplayKey(req); key != "" {
 				e.replay.pending(key)

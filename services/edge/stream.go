@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -35,11 +37,25 @@ func (e *Edge) streamListener(ln net.Listener, transport string) net.Listener {
 }
 
 func (l *streamListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var c net.Conn
+	var source string
+	for {
+		var err error
+		if c, err = l.Listener.Accept(); err != nil {
+			return nil, err
+		}
+		source = sourceIP(c.RemoteAddr())
+		if l.e.conns.admit(source, l.e.cfg.MaxConnections, l.e.cfg.MaxConnectionsPerSource) {
+			break
+		}
+		// One too many: closed at once, not handed to sipgo.
+		_ = c.Close()
+		l.e.metrics.Dropped.WithLabelValues("too-many-connections").Inc()
+		l.e.warnConnections(source)
 	}
-	fc := &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10)}
+	fc := &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10),
+		count: &counted{counter: &l.e.conns, source: source}}
+	fc.touch(false, true)
 	if n := l.e.cfg.StreamRateLimit; n > 0 {
 		fc.limit = rate.NewLimiter(rate.Limit(n), l.e.cfg.burst(n))
 	}
@@ -57,6 +73,10 @@ type framedConn struct {
 	transparent bool
 	skip        int           // bytes still to come of a message answered 513, to drop
 	limit       *rate.Limiter // --stream-rate-limit, nil when off
+	count       *counted      // its place in --max-connections
+
+	dl          sync.Mutex // guards headerSince, for Read and Write
+	headerSince time.Time  // when the headers now coming began, zero between messages
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {
@@ -65,7 +85,11 @@ func (c *framedConn) Read(p []byte) (int, error) {
 			c.out, c.in = c.in, nil
 			break
 		}
+		c.touch(!c.transparent && c.skip == 0 && len(c.in) > 0 && !bytes.Contains(c.in, headerEnd), true)
 		n, err := c.Conn.Read(c.buf)
+		if err != nil {
+			c.timedOut(err)
+		}
 		if n > 0 {
 			if c.transparent {
 				c.out = append(c.out[:0], c.buf[:n]...)
