@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks run against, from Debian's packages:
-# SIPp (sip-tester), redis-server, nats-server; with --bench also Kamailio, the
+# SIPp (sip-tester), redis-server, nats-server, baresip (a phone, headless);
+# with --bench also Kamailio, the
 # registrar bench/ compares against. Skips what is already there.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nats-server >/dev/null || need+=(nats-server)
+command -v baresip >/dev/null || need+=(baresip-core)
 if [ "${1:-}" = "--bench" ]; then
   command -v kamailio >/dev/null || need+=(kamailio)
 fi

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -65,7 +66,7 @@ func TestDigestAuth(t *testing.T) {
 	redisURL := testutil.Redis(t)
 	users := usersFile(t, "lab.test")
 	common := []string{"--mode", "registrar", "--auth", "--auth-realm", "lab.test", "--auth-users", users,
-		"--auth-nonce-ttl", "2s", "--auth-max-failures", "1000", "--redis", redisURL}
+		"--auth-nonce-ttl", "2s", "--auth-max-failures", "1000", "--redis", redisURL, "--auth-algorithms", "MD5,SHA-512-256,SHA-256"}
 	a := start(t, true, common...)
 	b := start(t, true, common...)
 	ua := newUAC(t, "udp", a.sip)
@@ -193,9 +194,9 @@ func registerRequest(t *testing.T, target, user string) *sip.Request {
 	return req
 }
 
-// TestDigestLockout: repeated failures lock the user and the source out, even
-// with the right password, for every replica (the counts live in the store).
-// Another user from the same source is locked out too.
+// TestDigestLockout: repeated failures lock a user out from the source they
+// came from, even with the right password, for every replica (the counts live
+// in the store); ten times as many lock the source out.
 func TestDigestLockout(t *testing.T) {
 	p := start(t, true, "--mode", "registrar", "--auth", "--auth-max-failures", "3", "--auth-lockout", "1m")
 	u := newUAC(t, "udp", p.sip)
@@ -213,8 +214,30 @@ func TestDigestLockout(t *testing.T) {
 	if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "too many failed") {
 		t.Fatalf("lock-out without a Warning saying why: %v", w)
 	}
+	// Another user from that source still gets in (a NAT of many phones is
+	// one source), and alice from another source too: no lock-out by user
+	// alone, which would let anyone lock her out.
 	res = u.register("bob", "lock-3", 1, "Contact: <sip:bob@192.0.2.1>")
 	res = u.register("bob", "lock-3", 2, "Contact: <sip:bob@192.0.2.1>", authorization(t, challenge(t, res, "MD5"), "bob", "pass456", uri, 1))
+	expect(t, res, 200)
+	conn, err := (&net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}}).Dial("udp", p.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	elsewhere := &regUA{t: t, conn: conn, network: "udp", target: p.sip}
+	res = elsewhere.register("alice", "lock-4", 1, contact)
+	res = elsewhere.register("alice", "lock-4", 2, contact, authorization(t, challenge(t, res, "MD5"), "alice", "secret123", uri, 1))
+	expect(t, res, 200)
+	// Ten times --auth-max-failures from one source, whatever the users,
+	// lock the source out.
+	for i := range 30 {
+		user := fmt.Sprintf("guess%d", i)
+		res := u.register(user, "lock-5", 2*i+1, contact)
+		u.register(user, "lock-5", 2*i+2, contact, authorization(t, challenge(t, res, "MD5"), user, "nope", uri, 1))
+	}
+	res = u.register("bob", "lock-6", 1, "Contact: <sip:bob@192.0.2.1>")
+	res = u.register("bob", "lock-6", 2, "Contact: <sip:bob@192.0.2.1>", authorization(t, challenge(t, res, "MD5"), "bob", "pass456", uri, 1))
 	expect(t, res, 403)
 }
 
@@ -241,4 +264,27 @@ func TestSIPpRegistersWithDigest(t *testing.T) {
 func md5hex(s string) string {
 	sum := md5.Sum([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestUASChallenges: with --auth, the uas and events roles challenge every
+// request out of a dialog (401 with the realm's challenge), OPTIONS aside.
+func TestUASChallenges(t *testing.T) {
+	p := start(t, true, "--mode", "full-uas", "--auth")
+	u := newUA(t, p.sip)
+	for _, tt := range []struct {
+		method string
+		hdrs   []string
+		body   string
+	}{
+		{"INVITE", nil, offer},
+		{"MESSAGE", []string{"Content-Type: text/plain"}, "hi"},
+		{"SUBSCRIBE", []string{"Event: presence", "Expires: 60"}, ""},
+	} {
+		res := u.call().do(tt.method, tt.hdrs, tt.body)
+		wantCode(t, res, 401)
+		if h := res.GetHeader("WWW-Authenticate"); h == nil || !strings.Contains(h.Value(), `realm="siphond.local"`) {
+			t.Fatalf("%s: 401 without the realm's challenge:\n%s", tt.method, res)
+		}
+	}
+	wantCode(t, u.call().do("OPTIONS", nil, ""), 200)
 }

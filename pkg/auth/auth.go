@@ -274,18 +274,30 @@ func uriMatches(digestURI string, ruri sip.Uri, hop func(string, int) bool) bool
 	return hop != nil && u.User == "" && hop(u.Host, u.Port)
 }
 
+// Lock-outs count failures per source and user (--auth-max-failures) and
+// per source for any users (sourceFactor times that: one IP trying many
+// names). Never per user alone: anyone could then lock alice out.
 func (a *Authenticator) locked(ctx context.Context, source, user string) (bool, error) {
-	counts, err := a.eph.Counts(ctx, failureKeys(source, user)...)
+	keys := failureKeys(source, user)
+	counts, err := a.eph.Counts(ctx, keys...)
 	if err != nil {
 		return false, fmt.Errorf("auth: lock-out: %w", err)
 	}
-	for _, n := range counts {
-		if n >= a.maxFailures {
+	for i, n := range counts {
+		most := a.maxFailures
+		if i == 0 {
+			most *= sourceFactor
+		}
+		if n >= most {
 			return true, nil
 		}
 	}
 	return false, nil
 }
+
+// sourceFactor is how many times --auth-max-failures one source may fail
+// across users: a NAT of many phones is one source.
+const sourceFactor = 10
 
 func (a *Authenticator) fail(ctx context.Context, source, user string) error {
 	for _, k := range failureKeys(source, user) {
@@ -296,10 +308,12 @@ func (a *Authenticator) fail(ctx context.Context, source, user string) error {
 	return nil
 }
 
+// failureKeys are the source's counter, then the source and user's.
 func failureKeys(source, user string) []string {
-	keys := []string{"authfail:src:" + host(source)}
+	src := host(source)
+	keys := []string{"authfail:src:" + src}
 	if user != "" {
-		keys = append(keys, "authfail:user:"+user)
+		keys = append(keys, "authfail:srcuser:"+src+" "+user)
 	}
 	return keys
 }

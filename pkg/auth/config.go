@@ -46,24 +46,26 @@ var DefaultUsers = map[string]Credentials{
 
 // RegisterFlags adds the authentication flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&c.Auth, "auth", false, "require Digest authentication: the registrar answers REGISTER 401, the proxy answers requests from its domain 407")
+	fs.BoolVar(&c.Auth, "auth", false, "require Digest authentication: the registrar answers REGISTER 401, the uas and events roles every request out of a dialog but OPTIONS 401, the proxy requests from its domain 407")
 	fs.StringVar(&c.Realm, "auth-realm", "siphond.local", "authentication realm")
 	fs.StringVar(&c.UsersFile, "auth-users", "", `users file, JSON {"user": "password"} or {"user": {"ha1": {"MD5": "hex", ...}}}; default: alice, bob, test`)
 	fs.StringVar(&c.Algorithms, "auth-algorithms", DefaultAlgorithms,
 		"digest algorithms offered, one challenge each, in this order; SHA-512-256,SHA-256,MD5 is RFC 8760's strongest-first")
 	fs.DurationVar(&c.NonceTTL, "auth-nonce-ttl", 5*time.Minute, "how long a nonce is good for; older ones get 401 with stale=true")
-	fs.IntVar(&c.MaxFailures, "auth-max-failures", 10, "failed authentications from one source or for one user before a lock-out")
+	fs.IntVar(&c.MaxFailures, "auth-max-failures", 10, "failed authentications for one user from one source before that pair is locked out (ten times as many from one source, for any users, lock the source out)")
 	fs.DurationVar(&c.Lockout, "auth-lockout", time.Minute, "how long a lock-out lasts (the failure window)")
 }
 
 var knownAlgorithms = map[string]bool{"MD5": true, "SHA-256": true, "SHA-512-256": true}
 
-// DefaultAlgorithms offers all three, MD5 first: SIPp 3.6.1 and many deployed
-// phones answer only the first challenge and give up when it is not MD5 (the
-// legacy UACs of RFC 8760 §2.6), and a test lab must let them register out of
-// the box. Clients that read every challenge pick the strongest they know;
-// --auth-algorithms SHA-512-256,SHA-256,MD5 gives the strongest-first order.
-const DefaultAlgorithms = "MD5,SHA-512-256,SHA-256"
+// DefaultAlgorithms is one challenge, MD5: the one every common phone and
+// test tool answers. SIPp 3.6.1 answers only the first challenge and only MD5
+// (RFC 8760 §2.6's legacy UACs), and baresip 1.0.0 (Debian 12) gives up the
+// whole registration ("Function not implemented") when any challenge names
+// an algorithm it lacks, SHA-512-256 among them. --auth-algorithms
+// SHA-512-256,SHA-256,MD5 offers RFC 8760's strongest-first choice to clients
+// that read every challenge.
+const DefaultAlgorithms = "MD5"
 
 // AlgorithmList is --auth-algorithms split and upper-cased.
 func (c *Config) AlgorithmList() []string {

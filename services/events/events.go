@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/role"
@@ -124,7 +125,7 @@ func (e *Events) Config() role.Config { return &e.cfg }
 // Start implements role.Role: it serves SUBSCRIBE and NOTIFY, follows the
 // registrar's binding events (presence, reg) and the uas's call events
 // (dialog), and sweeps expired subscriptions.
-func (e *Events) Start(_ context.Context, d role.Deps) error {
+func (e *Events) Start(ctx context.Context, d role.Deps) error {
 	e.eph = d.Store.Ephemeral()
 	e.userAgent, e.subs, e.pubs, e.loc, e.metrics, e.clock = d.UserAgent, d.Store.Subscriptions(), d.Store.Publications(), d.Store.Location(), d.Metrics, d.Clock
 	e.ids, e.log = d.IDs(wire.RoleEvents), d.Log.With("role", wire.RoleEvents)
@@ -158,11 +159,17 @@ func (e *Events) Start(_ context.Context, d role.Deps) error {
 	if err != nil {
 		return fmt.Errorf("events: follow calls: %w", err)
 	}
-	e.svc, err = sipbus.Serve(d.NATS, wire.RoleEvents, map[string]sipbus.Handler{
+	guard := &auth.Guard{Clock: e.clock, IDs: e.ids, Agent: "siphon-events", Log: e.log}
+	if d.Auth.Auth {
+		if guard.Auth, err = auth.New(ctx, d.Auth, d.Store); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+	}
+	e.svc, err = sipbus.Serve(d.NATS, wire.RoleEvents, guard.Wrap(map[string]sipbus.Handler{
 		"SUBSCRIBE": e.subscribe,
 		"PUBLISH":   e.publish,
 		"NOTIFY":    e.notifyReceived,
-	}, sipbus.Options{Workers: workers}, e.metrics, e.log)
+	}), sipbus.Options{Workers: workers}, e.metrics, e.log)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
+	"github.com/siphon-lab/siphon/pkg/auth"
 	"github.com/siphon-lab/siphon/pkg/ids"
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
@@ -139,7 +140,7 @@ func (u *UAS) Handlers() map[string]sipbus.Handler {
 
 // Start implements role.Role: it joins the bus (the role's queue group, this
 // replica's own subject) and starts the sweep that acts on due dialogs.
-func (u *UAS) Start(_ context.Context, d role.Deps) error {
+func (u *UAS) Start(ctx context.Context, d role.Deps) error {
 	if err := u.use(d); err != nil {
 		return err
 	}
@@ -156,7 +157,13 @@ func (u *UAS) Start(_ context.Context, d role.Deps) error {
 	if err != nil {
 		return fmt.Errorf("uas: subscribe replica subject: %w", err)
 	}
-	svc, err := sipbus.Serve(d.NATS, wire.RoleUAS, u.Handlers(), sipbus.Options{Workers: workers, Replica: u.replica}, u.metrics, u.log)
+	guard := &auth.Guard{Clock: u.clock, IDs: u.ids, Agent: "siphon-uas", Log: u.log}
+	if d.Auth.Auth {
+		if guard.Auth, err = auth.New(ctx, d.Auth, d.Store); err != nil {
+			return fmt.Errorf("uas: %w", err)
+		}
+	}
+	svc, err := sipbus.Serve(d.NATS, wire.RoleUAS, guard.Wrap(u.Handlers()), sipbus.Options{Workers: workers, Replica: u.replica}, u.metrics, u.log)
 	if err != nil {
 		return err
 	}
