@@ -308,7 +308,7 @@ func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, clea
 		}
 	}
 
-	connect, err := o.busConnector(log, cleanup)
+	connect, err := o.busConnector(ctx, log, cleanup)
 	if err != nil {
 		return err
 	}
@@ -388,9 +388,9 @@ func (o *options) startRoles(ctx context.Context, p plan, log *slog.Logger, clea
 
 // busConnector returns how this process's roles connect: to the embedded
 // server (started here) when --nats is empty, else to the given server.
-func (o *options) busConnector(log *slog.Logger, cleanup *[]func()) (func(name string) (*nats.Conn, error), error) {
+func (o *options) busConnector(ctx context.Context, log *slog.Logger, cleanup *[]func()) (func(name string) (*nats.Conn, error), error) {
 	if o.shared.NATS != "" {
-		return func(name string) (*nats.Conn, error) { return bus.Dial(o.shared.NATS, name, log) }, nil
+		return func(name string) (*nats.Conn, error) { return bus.Dial(ctx, o.shared.NATS, name, log) }, nil
 	}
 	emb, err := bus.StartEmbedded()
 	if err != nil {

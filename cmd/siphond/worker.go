@@ -38,7 +38,7 @@ func (o *options) serveWorker(ctx context.Context, stderr io.Writer) int {
 	}
 	host, _ := os.Hostname()
 	id := host + "-" + ids.FromEnv("scenario-worker").Tag()
-	nc, err := bus.Dial(o.shared.NATS, "siphon-scenario-"+id, log)
+	nc, err := bus.Dial(ctx, o.shared.NATS, "siphon-scenario-"+id, log)
 	if err != nil {
 		log.Error("siphond could not start", "error", err)
 		return 1
@@ -83,7 +83,10 @@ func (o *options) coordinate(ctx context.Context, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "siphond run: %v\n", err)
 		return 2
 	}
-	nc, err := bus.Dial(o.shared.NATS, "siphon-scenario-run", log)
+	// A one-shot run gives NATS as long as it gives the workers to join.
+	dialCtx, cancelDial := context.WithTimeout(ctx, o.joinTimeout)
+	nc, err := bus.Dial(dialCtx, o.shared.NATS, "siphon-scenario-run", log)
+	cancelDial()
 	if err != nil {
 		fmt.Fprintf(stderr, "siphond run: %v\n", err)
 		return 1

@@ -4,9 +4,12 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -58,25 +61,62 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-// Dial connects to a NATS server by URL. It keeps retrying in the background when
-// the server is not up yet or goes away, so a lab can start in any order; /readyz
-// reports whether the connection is up.
-func Dial(url, name string, log *slog.Logger) (*nats.Conn, error) {
+// Dial connects to a NATS server by URL. A lab starts in any order, so a
+// server not up yet is waited for, every few seconds saying so and why (a
+// role can only join once connected: micro needs the server's headers
+// support); after the first connection it keeps reconnecting in the
+// background, and /readyz reports whether the connection is up. ctx ends the
+// wait.
+func Dial(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
+	connected := make(chan struct{})
+	var once sync.Once
+	var lastErr atomic.Value // the last failed attempt's error, for the wait's report
 	nc, err := nats.Connect(url,
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				lastErr.Store(err.Error())
+			}
+		}),
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "url", url, "error", err)
+			if err != nil {
+				log.Warn("nats disconnected", "url", url, "error", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			once.Do(func() { close(connected) }) // a first connection made by a retry
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s to %s: %w", name, url, err)
 	}
-	return nc, nil
+	if nc.IsConnected() {
+		return nc, nil
+	}
+	tick := time.NewTicker(waitReport)
+	defer tick.Stop()
+	for {
+		select {
+		case <-connected:
+			return nc, nil
+		case <-tick.C:
+			why, _ := lastErr.Load().(string)
+			if why == "" {
+				why = "no answer yet"
+			}
+			log.Warn("waiting for NATS: is nats-server running there? (--nats)", "url", url, "error", why)
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("bus: %s never reached NATS at %s: %w", name, url, ctx.Err())
+		}
+	}
 }
+
+// waitReport is how often a wait for NATS says it is still waiting.
+const waitReport = 3 * time.Second

@@ -22,15 +22,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewLogger makes the process logger. level and format are validated flags.
+// NewLogger makes the process logger, and the default one. level and format
+// are validated flags.
 func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
+	var l *slog.Logger
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		l = slog.New(slog.NewJSONHandler(w, opts))
+	} else {
+		l = slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Libraries log through slog.Default (sipgo's connection pool, for one)
+	// or the standard logger: both then write through l, one format only.
+	slog.SetDefault(l)
+	return l
 }
 
 // Metrics are the SIP and bus series every role records into.

@@ -209,7 +209,7 @@ func Serve(nc *nats.Conn, role string, handlers map[string]Handler, opts Options
 				// The edge parses only the headers it reads and checks the
 				// grammar of the rest; what still slips past it is refused
 				// here, and the edge answers 400 at once.
-				log.Warn("undecodable request from edge", "role", role, "error", err)
+				log.Warn("undecodable request from edge", "error", err)
 				_ = mr.Error(wire.RefuseBadMessage, undecodable(err), nil)
 				return
 			}

@@ -188,7 +188,7 @@ func (e *Edge) forwardCancel(role, replica string, inv *inviteRelay, cancel *sip
 	h[wire.HdrTx] = []string{inv.key}
 	err := e.nc.PublishMsg(&nats.Msg{Subject: wire.Replica(role, replica), Header: h, Data: []byte(cancel.String())})
 	if err != nil {
-		e.log.Warn("forward CANCEL failed", "role", role, "replica", replica, "error", err)
+		e.log.Warn("forward CANCEL failed", "to", role, "replica", replica, "error", err)
 	}
 }
 

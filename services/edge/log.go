@@ -19,6 +19,9 @@ func sipLogger(log *slog.Logger, m *obs.Metrics) *slog.Logger {
 type sipgoHandler struct {
 	slog.Handler
 	unparseable prometheus.Counter
+	// caller is sipgo's "caller" attributes joined: each of its layers adds
+	// one (TransportLayer, then Transport<UDP>), and a key must come once.
+	caller string
 }
 
 func (h *sipgoHandler) Enabled(ctx context.Context, level slog.Level) bool {
@@ -34,13 +37,26 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		r.Level = slog.LevelDebug
 	}
+	if h.caller != "" {
+		r.AddAttrs(slog.String("caller", h.caller))
+	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h *sipgoHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &sipgoHandler{Handler: h.Handler.WithAttrs(attrs), unparseable: h.unparseable}
+	caller, rest := h.caller, make([]slog.Attr, 0, len(attrs))
+	for _, a := range attrs {
+		if a.Key != "caller" {
+			rest = append(rest, a)
+		} else if caller == "" {
+			caller = a.Value.String()
+		} else {
+			caller += "/" + a.Value.String()
+		}
+	}
+	return &sipgoHandler{Handler: h.Handler.WithAttrs(rest), unparseable: h.unparseable, caller: caller}
 }
 
 func (h *sipgoHandler) WithGroup(name string) slog.Handler {
-	return &sipgoHandler{Handler: h.Handler.WithGroup(name), unparseable: h.unparseable}
+	return &sipgoHandler{Handler: h.Handler.WithGroup(name), unparseable: h.unparseable, caller: h.caller}
 }

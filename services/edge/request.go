@@ -99,7 +99,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 	}
 	st, err := e.streamer.Open(r.subject, h, []byte(req.String()))
 	if err != nil {
-		e.log.Warn("publish to role failed", "role", r.role, "error", err)
+		e.log.Warn("publish to role failed", "to", r.role, "error", err)
 		e.reply(req, tx, 503, "Service Unavailable", "bus unavailable", sip.NewHeader("Retry-After", retryAfter))
 		return
 	}
@@ -111,7 +111,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 	for {
 		select {
 		case <-holderGone:
-			e.log.Warn("the role replica holding a ringing INVITE is gone", "role", r.role, "replica", inv.holder())
+			e.log.Warn("the role replica holding a ringing INVITE is gone", "to", r.role, "replica", inv.holder())
 			if inv.wasCancelled() {
 				e.terminated(req, tx, inv) // the caller asked for the end anyway
 				return
@@ -161,7 +161,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			}
 			res, err := roleResponse(m.Data, req)
 			if err != nil {
-				e.log.Error("role sent an unusable response", "role", r.role, "error", err)
+				e.log.Error("role sent an unusable response", "to", r.role, "error", err)
 				e.reply(req, tx, 500, "Server Internal Error", "role "+r.role+" sent an unusable response")
 				return
 			}
@@ -202,11 +202,11 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 			}
 		case <-wait.Chan():
 			if inv != nil && inv.wasCancelled() {
-				e.log.Warn("role did not answer a CANCEL: sending 487 for it", "role", r.role)
+				e.log.Warn("role did not answer a CANCEL: sending 487 for it", "to", r.role)
 				e.terminated(req, tx, inv)
 				return
 			}
-			e.log.Warn("role did not answer", "role", r.role, "method", req.Method)
+			e.log.Warn("role did not answer", "to", r.role, "method", req.Method)
 			e.reply(req, tx, 408, "Request Timeout", "role "+r.role+" did not answer in time")
 			return
 		case <-tx.Done():
@@ -219,7 +219,7 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 func (e *Edge) forwardAck(req *sip.Request, r *route) {
 	err := e.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: e.busHeader(req), Data: []byte(req.String())})
 	if err != nil {
-		e.log.Warn("forward ACK failed", "role", r.role, "error", err)
+		e.log.Warn("forward ACK failed", "to", r.role, "error", err)
 	}
 }
 
