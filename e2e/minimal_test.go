@@ -12,8 +12,8 @@ import (
 	"github.com/siphon-lab/siphon/pkg/testutil"
 )
 
-// TestMinimal runs the minimal profile as containers: OPTIONS over UDP, TCP and
-// TLS; the edge's 503 when the uas stops and 200 when it is back; three uas
+// TestMinimal runs the minimal profile as containers: OPTIONS over UDP, TCP,
+// TLS, WS and WSS (RFC 7118, ports published by compose); the edge's 503 when the uas stops and 200 when it is back; three uas
 // replicas sharing 300 OPTIONS.
 func TestMinimal(t *testing.T) {
 	ctx := context.Background()
@@ -25,6 +25,9 @@ func TestMinimal(t *testing.T) {
 			"SIPHON_CONFIG_DIR": config,
 			"SIPHON_TLS_CERT":   "/config/cert.pem",
 			"SIPHON_TLS_KEY":    "/config/key.pem",
+			"SIPHON_WSS_BIND":   "0.0.0.0:8443",
+			// 300 OPTIONS from the host below: one source.
+			"SIPHON_UDP_RATE_LIMIT": "0",
 		},
 		Log: t.Logf,
 	})
@@ -38,7 +41,7 @@ func TestMinimal(t *testing.T) {
 	})
 	c := newClient(t)
 
-	for _, transport := range []string{"udp", "tcp", "tls"} {
+	for _, transport := range []string{"udp", "tcp", "tls", "ws", "wss"} {
 		t.Run("OPTIONS/"+transport, func(t *testing.T) {
 			res, err := options(c, transport, l.SIPAddr(transport), 10*time.Second)
 			if err != nil {

@@ -225,8 +225,9 @@ func (u *ua) stopRetransmissions() {
 
 // uri is a SIP URI at host:port over this UA's transport.
 func (u *ua) uri(user, hostport string) string {
-	if u.transport == "TCP" {
-		return "sip:" + user + "@" + hostport + ";transport=tcp"
+	switch u.transport {
+	case "TCP", "WS", "WSS":
+		return "sip:" + user + "@" + hostport + ";transport=" + strings.ToLower(u.transport)
 	}
 	return "sip:" + user + "@" + hostport
 }

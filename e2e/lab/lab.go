@@ -98,7 +98,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	for k, v := range opts.Env {
 		env[k] = v
 	}
-	for _, k := range []string{"SIPHON_SIP_PORT", "SIPHON_SIPS_PORT", "SIPHON_METRICS_PORT"} {
+	for _, k := range []string{"SIPHON_SIP_PORT", "SIPHON_SIPS_PORT", "SIPHON_WS_PORT", "SIPHON_WSS_PORT", "SIPHON_METRICS_PORT"} {
 		if env[k] == "" {
 			port, err := freePort()
 			if err != nil {
@@ -137,11 +137,16 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 // Edge is the edge service of the lab's profile.
 func (l *Lab) Edge() string { return "edge-" + l.Profile }
 
-// SIPAddr is the edge's host address for transport udp, tcp or tls.
+// SIPAddr is the edge's host address for transport udp, tcp, tls, ws or wss.
 func (l *Lab) SIPAddr(transport string) string {
 	port := l.env["SIPHON_SIP_PORT"]
-	if transport == "tls" {
+	switch transport {
+	case "tls":
 		port = l.env["SIPHON_SIPS_PORT"]
+	case "ws":
+		port = l.env["SIPHON_WS_PORT"]
+	case "wss":
+		port = l.env["SIPHON_WSS_PORT"]
 	}
 	return net.JoinHostPort(l.env["SIPHON_BIND_IP"], port)
 }

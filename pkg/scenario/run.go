@@ -737,16 +737,14 @@ func registerStep(a *Actor, st Step) Step {
 }
 
 // destination is where a request to u goes over transport: its host and
-// port (5060, 5061 for TLS), as the edge's transport:host:port.
+// port (5060; 5061 for TLS; 80 and 443 for WS and WSS, RFC 7118's
+// WebSocket defaults), as the edge's transport:host:port.
 func destination(u sip.Uri, transport string) (string, error) {
-	if transport == "ws" || transport == "wss" {
-		return "", errors.New("ws and wss are not built yet: the edge has no WebSocket transport")
-	}
 	port := u.Port
 	if port == 0 {
-		port = 5060
-		if transport == "tls" {
-			port = 5061
+		port = map[string]int{"tls": 5061, "ws": 80, "wss": 443}[transport]
+		if port == 0 {
+			port = 5060
 		}
 	}
 	return transport + ":" + net.JoinHostPort(u.Host, strconv.Itoa(port)), nil

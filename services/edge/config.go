@@ -17,8 +17,14 @@ type Config struct {
 	UDPBind  string
 	TCPBind  string
 	SIPSBind string
-	TLSCert  string
-	TLSKey   string
+	// WSBind and WSSBind are the WebSocket listeners (RFC 7118), off when
+	// empty; WSS uses the TLS certificate.
+	WSBind, WSSBind string
+	// TLSSkipVerify: connections the edge opens over TLS or WSS take any
+	// certificate (a lab of self-signed ones).
+	TLSSkipVerify bool
+	TLSCert       string
+	TLSKey        string
 	// Advertise and AdvertiseTLS are the edge's addresses as UAs reach them
 	// (NAT, a container's published ports), for Record-Route and Contact.
 	Advertise    string
@@ -65,6 +71,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.UDPBind, "udp-bind", "0.0.0.0:5060", "UDP bind address; empty turns UDP off")
 	fs.StringVar(&c.TCPBind, "tcp-bind", "0.0.0.0:5060", "TCP bind address; empty turns TCP off")
 	fs.StringVar(&c.SIPSBind, "sips-bind", "0.0.0.0:5061", "TLS bind address; TLS is on when --tls-cert and --tls-key are given")
+	fs.StringVar(&c.WSBind, "ws-bind", "", "WebSocket (RFC 7118, subprotocol sip) bind address; empty: off")
+	fs.StringVar(&c.WSSBind, "wss-bind", "", "secure WebSocket bind address, with the --tls-cert certificate; empty: off")
+	fs.BoolVar(&c.TLSSkipVerify, "tls-skip-verify", false, "take any certificate on the TLS and WSS connections the edge opens (a lab's self-signed peers)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&c.Advertise, "advertise", "", "host:port UAs reach this edge's UDP and TCP at, when not the bind address (NAT, published container ports): put in Record-Route and Contact")
@@ -98,7 +107,7 @@ const DefaultTimerC = 3*time.Minute + 10*time.Second
 // --tls-cert, --tls-key or an explicit --sips-bind, and then it must work; it
 // never falls back to cleartext.
 func (c *Config) Validate(set map[string]bool) error {
-	for name, addr := range map[string]string{"--udp-bind": c.UDPBind, "--tcp-bind": c.TCPBind, "--sips-bind": c.SIPSBind} {
+	for name, addr := range map[string]string{"--udp-bind": c.UDPBind, "--tcp-bind": c.TCPBind, "--sips-bind": c.SIPSBind, "--ws-bind": c.WSBind, "--wss-bind": c.WSSBind} {
 		if addr == "" {
 			continue
 		}
@@ -144,16 +153,16 @@ func (c *Config) Validate(set map[string]bool) error {
 	if c.SenderCheck < 10*time.Millisecond || c.SenderCheck > time.Minute {
 		return fmt.Errorf("--sender-check %v: want between 10ms and 1m", c.SenderCheck)
 	}
-	askedTLS := set["tls-cert"] || set["tls-key"] || (set["sips-bind"] && c.SIPSBind != "")
+	askedTLS := set["tls-cert"] || set["tls-key"] || (set["sips-bind"] && c.SIPSBind != "") || c.WSSBind != ""
 	if !askedTLS {
 		c.SIPSBind = "" // the seed's default bind, but no certificate: TLS stays off
 		return nil
 	}
 	switch {
-	case c.SIPSBind == "":
+	case c.SIPSBind == "" && c.WSSBind == "":
 		return errors.New("--tls-cert/--tls-key given but --sips-bind is empty: set --sips-bind to listen for TLS")
 	case c.TLSCert == "" || c.TLSKey == "":
-		return errors.New("TLS needs both --tls-cert and --tls-key")
+		return errors.New("TLS (--sips-bind, --wss-bind) needs both --tls-cert and --tls-key")
 	}
 	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 	if err != nil {
@@ -173,7 +182,8 @@ type Listener struct {
 // certificate, TLS.
 func (c *Config) Listeners() []Listener {
 	var out []Listener
-	for _, l := range []Listener{{"--udp-bind", "udp", c.UDPBind}, {"--tcp-bind", "tcp", c.TCPBind}, {"--sips-bind", "tcp", c.SIPSBind}} {
+	for _, l := range []Listener{{"--udp-bind", "udp", c.UDPBind}, {"--tcp-bind", "tcp", c.TCPBind}, {"--sips-bind", "tcp", c.SIPSBind},
+		{"--ws-bind", "tcp", c.WSBind}, {"--wss-bind", "tcp", c.WSSBind}} {
 		if l.Addr != "" {
 			out = append(out, l)
 		}

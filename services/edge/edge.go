@@ -34,6 +34,8 @@ const (
 	UDP = "udp"
 	TCP = "tcp"
 	TLS = "tls"
+	WS  = "ws"
+	WSS = "wss"
 )
 
 // udpReadBuffer is the receive buffer asked for on the UDP listener.
@@ -121,7 +123,7 @@ func (e *Edge) setup(d role.Deps) error {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(e.userAgent),
 		sipgo.WithUserAgentParser(edgeParser()),
-		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}),
+		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.cfg.TLSSkipVerify}), //nolint:gosec // --tls-skip-verify asks for it
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerReadFilter(e.readFilter),
 			sip.WithTransportLayerLogger(sipLogger(e.log, m)),
@@ -203,6 +205,25 @@ func (e *Edge) Start(ctx context.Context, d role.Deps) error {
 		}
 		e.listening(TLS, ln.Addr().String(), ln.Close)
 		go e.serveTransport(TLS, func() error { return e.srv.ServeTLS(e.streamListener(ln, TLS)) })
+	}
+	if e.cfg.WSBind != "" {
+		ln, err := net.Listen("tcp", e.cfg.WSBind)
+		if err != nil {
+			return fmt.Errorf("edge: listen ws %s: %w", e.cfg.WSBind, err)
+		}
+		e.listening(WS, ln.Addr().String(), ln.Close)
+		go e.serveTransport(WS, func() error { return e.srv.ServeWS(e.wsListener(ln, WS)) })
+	}
+	if e.cfg.WSSBind != "" {
+		if e.cfg.TLS == nil {
+			return errors.New("edge: --wss-bind set without a loaded certificate")
+		}
+		ln, err := tls.Listen("tcp", e.cfg.WSSBind, e.cfg.TLS)
+		if err != nil {
+			return fmt.Errorf("edge: listen wss %s: %w", e.cfg.WSSBind, err)
+		}
+		e.listening(WSS, ln.Addr().String(), ln.Close)
+		go e.serveTransport(WSS, func() error { return e.srv.ServeWSS(e.wsListener(ln, WSS)) })
 	}
 	if err := e.startSend(); err != nil {
 		return err

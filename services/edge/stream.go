@@ -29,11 +29,19 @@ type streamListener struct {
 	net.Listener
 	e         *Edge
 	transport string
+	unframed  bool // WebSocket: bytes pass as they come
 }
 
 // streamListener wraps ln so the edge sees each message on its connections first.
 func (e *Edge) streamListener(ln net.Listener, transport string) net.Listener {
 	return &streamListener{Listener: ln, e: e, transport: transport}
+}
+
+// wsListener counts and times out WebSocket connections as the stream
+// transports' are, without the framing: a WebSocket frames each message
+// itself (RFC 7118 §4.1), and sipgo reads the frames.
+func (e *Edge) wsListener(ln net.Listener, transport string) net.Listener {
+	return &streamListener{Listener: ln, e: e, transport: transport, unframed: true}
 }
 
 func (l *streamListener) Accept() (net.Conn, error) {
@@ -54,9 +62,9 @@ func (l *streamListener) Accept() (net.Conn, error) {
 		l.e.warnConnections(source)
 	}
 	fc := &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10),
-		count: &counted{counter: &l.e.conns, source: source}}
+		count: &counted{counter: &l.e.conns, source: source}, transparent: l.unframed}
 	fc.touch(false, true)
-	if n := l.e.cfg.StreamRateLimit; n > 0 {
+	if n := l.e.cfg.StreamRateLimit; n > 0 && !l.unframed {
 		fc.limit = rate.NewLimiter(rate.Limit(n), l.e.cfg.burst(n))
 	}
 	return fc, nil
