@@ -27,6 +27,12 @@ func TestMessageSize(t *testing.T) {
 		wantCode(t, res, 513)
 		wantCode(t, u.call().do("OPTIONS", nil, ""), 200)
 	})
+	t.Run("a malformed request over TCP is 400 and the connection goes on", func(t *testing.T) {
+		p := start(t, true, "--mode", "full-uas")
+		u := newTCPUA(t, p.sip)
+		wantCode(t, u.call().do("MESSAGE", []string{"Content-Type: text/plain", "Contact: 1170 <%s%s:noone@sip.no.invalid>"}, "hi"), 400)
+		wantCode(t, u.call().do("OPTIONS", nil, ""), 200)
+	})
 	t.Run("over --max-message-size is 513 on UDP and TCP", func(t *testing.T) {
 		p := start(t, true, "--mode", "full-uas", "--max-message-size", "2000")
 		body := strings.Repeat("x", 2500)

@@ -173,6 +173,10 @@ func (c *framedConn) frame() {
 			c.in = c.in[size:]
 			continue
 		}
+		if !bytes.HasPrefix(msg, []byte("SIP/")) && c.refuseMalformed(msg) {
+			c.in = c.in[size:]
+			continue
+		}
 		if bytes.HasPrefix(msg, []byte("CANCEL ")) {
 			write := func(resp []byte) error { _, err := c.Conn.Write(resp); return err }
 			if c.e.interceptCancel(msg, c.transport, c.RemoteAddr(), write) {
@@ -186,6 +190,27 @@ func (c *framedConn) frame() {
 	if len(c.in) == 0 {
 		c.in = c.in[:0:0] // let a large message's buffer go
 	}
+}
+
+// refuseMalformed answers a request the grammar checks refuse (400, 416,
+// 505, as over UDP) on the connection, which stays up for the next one; sipgo
+// would have closed it. It reports whether msg was refused.
+func (c *framedConn) refuseMalformed(msg []byte) bool {
+	m, v := splitRaw(msg)
+	if v.code == 0 && m.request {
+		v = m.check()
+	}
+	if v.code == 0 || !m.request {
+		return false
+	}
+	resp := rawResponse(m, v, c.e.cfg.ID, c.e.ids.Tag())
+	if resp == nil {
+		c.e.metrics.Dropped.WithLabelValues("malformed-no-via").Inc()
+		return true
+	}
+	_, _ = c.Conn.Write(resp)
+	c.e.metrics.Responses.WithLabelValues(mode.RoleEdge, methodLabel(m.method), obs.Code(v.code)).Inc()
+	return true
 }
 
 // giveUp hands everything on unframed from now on.

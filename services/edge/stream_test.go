@@ -98,7 +98,7 @@ func TestStreamFramingPassesWhatItCannotFrame(t *testing.T) {
 		}
 	}
 	// A folded line that looks like Content-Length is the header above it.
-	folded := strings.Replace(streamInvite, "Call-ID: s1\r\n", "Call-ID: s1\r\n Content-Length: 99\r\n", 1)
+	folded := strings.Replace(streamInvite, "Call-ID: s1\r\n", "Call-ID: s1\r\nSubject: a\r\n Content-Length: 99\r\n", 1)
 	if got, _ := framed(t, e, folded); got != folded {
 		t.Errorf("folded line taken for Content-Length: sipgo reads %q", got)
 	}
@@ -118,5 +118,20 @@ func TestStreamFramingAnswersTooLarge(t *testing.T) {
 	}
 	if !strings.HasPrefix(toPeer, "SIP/2.0 513 Message Too Large\r\n") || !strings.Contains(toPeer, "CSeq: 1 INVITE") {
 		t.Fatalf("the peer got %q, want a 513 to its INVITE", toPeer)
+	}
+}
+
+// TestStreamFramingAnswersMalformed: a request the grammar checks refuse is
+// answered on the connection (400, as over UDP) and left out; the next one
+// goes on to sipgo, which would have closed the connection instead.
+func TestStreamFramingAnswersMalformed(t *testing.T) {
+	e := testEdge()
+	bad := strings.Replace(streamInvite, "Call-ID: s1\r\n", "Call-ID: s1\r\nContact: 1170 <%s%s:noone@sip.no.invalid>\r\n", 1)
+	toSipgo, toPeer := framed(t, e, bad+streamInvite)
+	if toSipgo != streamInvite {
+		t.Fatalf("sipgo reads %q, want only the well-formed INVITE", toSipgo)
+	}
+	if !strings.HasPrefix(toPeer, "SIP/2.0 400 Bad Request\r\n") || !strings.Contains(toPeer, "in contact") {
+		t.Fatalf("the peer got %q, want a 400 naming the Contact", toPeer)
 	}
 }
