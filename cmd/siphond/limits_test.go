@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/siphon-lab/siphon/pkg/testutil"
 )
 
 // TestMessageSize: a UDP datagram carries up to 65,507 bytes and the edge
@@ -323,5 +325,40 @@ func TestMaxTransactions(t *testing.T) {
 	wantCode(t, res, 503)
 	if res.GetHeader("Retry-After") == nil {
 		t.Fatalf("503 without Retry-After:\n%s", res)
+	}
+}
+
+// TestUserRateLimit: --user-rate-limit counts one user's REGISTERs in the
+// shared store, whichever edge they come through: alice alternating between
+// two edges is held to her budget (503 with Retry-After past it), while bob,
+// from the same host, still registers.
+func TestUserRateLimit(t *testing.T) {
+	url, redis := testutil.NATSServer(t).URL, testutil.Redis(t)
+	shared := []string{"--mode", "registrar", "--nats", url, "--redis", redis, "--user-rate-limit", "3"}
+	start(t, false, append(shared, "--role", "registrar")...)
+	edges := []*proc{
+		start(t, true, append(shared, "--role", "edge", "--edge-id", "edge-a")...),
+		start(t, true, append(shared, "--role", "edge", "--edge-id", "edge-b")...),
+	}
+	codes := map[int]int{}
+	for i := range 10 {
+		u := newUAC(t, "udp", edges[i%2].sip)
+		res := u.register("alice", "alice-"+strconv.Itoa(i), 1, "Contact: <sip:alice@192.0.2.1>")
+		codes[res.StatusCode]++
+		if res.StatusCode == 503 && res.GetHeader("Retry-After") == nil {
+			t.Fatalf("503 without Retry-After:\n%s", res)
+		}
+	}
+	if codes[200] < 3 || codes[503] < 1 || codes[200]+codes[503] != 10 {
+		t.Fatalf("ten REGISTERs of alice through two edges at --user-rate-limit 3: %v, want 3 or more 200s and 503s", codes)
+	}
+	bob := newUAC(t, "udp", edges[0].sip)
+	if res := bob.register("bob", "bob-1", 1, "Contact: <sip:bob@192.0.2.1>"); res.StatusCode != 200 {
+		t.Fatalf("bob after alice's flood: %d", res.StatusCode)
+	}
+	limited := edges[0].counter(t, "siphon_edge_user_limited_total", `method="REGISTER"`) +
+		edges[1].counter(t, "siphon_edge_user_limited_total", `method="REGISTER"`)
+	if int(limited) != codes[503] {
+		t.Fatalf("user-limited counted %v, want the %d 503s", limited, codes[503])
 	}
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// second's worth); RateLimitAction is LimitDrop or Limit503.
 	UDPRateLimit, StreamRateLimit, RateLimitBurst int
 	RateLimitAction                               string
+	// UserRateLimit is the REGISTERs and INVITEs a second one user (the From
+	// address) may send, counted in the store across every edge; 0: no limit.
+	UserRateLimit int
 	// MaxConnections and MaxConnectionsPerSource bound open TCP/TLS
 	// connections (0: no bound); IdleTimeout closes one with nothing read or
 	// written, HeaderTimeout one whose message headers take longer (0: never).
@@ -86,6 +89,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StreamRateLimit, "stream-rate-limit", 200, "requests a second taken on one TCP or TLS connection; 0 turns the limit off")
 	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "requests a source may send at once above its rate; 0 is one second's worth")
 	fs.StringVar(&c.RateLimitAction, "rate-limit-action", LimitDrop, "what a request over its source's limit gets: drop, or 503 (with Retry-After)")
+	fs.IntVar(&c.UserRateLimit, "user-rate-limit", 0, "REGISTERs and INVITEs a second from one user (From address), counted across every edge through the state store; past it 503 with Retry-After (0: no limit)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "TCP and TLS connections open at once; one more is closed at once (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerSource, "max-connections-per-source", 256, "TCP and TLS connections open at once from one source IP (0: no limit)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "a TCP or TLS connection with nothing read or written for this long is closed (RFC 5626 CRLF keep-alives count); 0 never")
@@ -141,8 +145,8 @@ func (c *Config) Validate(set map[string]bool) error {
 	if c.MaxMessageSize < 1024 || c.MaxMessageSize > MaxMessageSize {
 		return fmt.Errorf("--max-message-size %d: want between 1024 and %d bytes", c.MaxMessageSize, MaxMessageSize)
 	}
-	if c.UDPRateLimit < 0 || c.StreamRateLimit < 0 || c.RateLimitBurst < 0 {
-		return errors.New("--udp-rate-limit, --stream-rate-limit and --rate-limit-burst: want 0 (off, or the default burst) or more")
+	if c.UDPRateLimit < 0 || c.StreamRateLimit < 0 || c.RateLimitBurst < 0 || c.UserRateLimit < 0 {
+		return errors.New("--udp-rate-limit, --stream-rate-limit, --user-rate-limit and --rate-limit-burst: want 0 (off, or the default burst) or more")
 	}
 	if c.MaxConnections < 0 || c.MaxConnectionsPerSource < 0 || c.MaxTransactions < 0 || c.IdleTimeout < 0 || c.HeaderTimeout < 0 {
 		return errors.New("--max-connections, --max-connections-per-source, --max-transactions, --idle-timeout and --header-timeout: want 0 (no limit) or more")

@@ -26,6 +26,7 @@ import (
 	"github.com/siphon-lab/siphon/pkg/mode"
 	"github.com/siphon-lab/siphon/pkg/obs"
 	"github.com/siphon-lab/siphon/pkg/role"
+	"github.com/siphon-lab/siphon/pkg/store"
 	"github.com/siphon-lab/siphon/pkg/wire"
 )
 
@@ -78,6 +79,8 @@ type Edge struct {
 	branchesCancelled *prometheus.CounterVec
 	udpLimit          *sourceLimiter         // --udp-rate-limit, per source IP
 	rateLimited       *prometheus.CounterVec // requests over a limit, by transport
+	userLimited       *prometheus.CounterVec // REGISTERs and INVITEs over --user-rate-limit, by method
+	eph               store.Ephemeral        // --user-rate-limit's counters, shared by every edge
 	limitWarned       atomic.Int64           // when the last over-the-limit warning was logged (Unix ns)
 	conns             connCounter            // open TCP/TLS connections, for --max-connections
 	connsWarned       atomic.Int64           // when the last too-many-connections warning was logged
@@ -114,7 +117,14 @@ func (e *Edge) setup(d role.Deps) error {
 		Name: "siphon_edge_rate_limited_total",
 		Help: "Requests over their source's limit (--udp-rate-limit per IP, --stream-rate-limit per connection), dropped or answered 503, by transport.",
 	}, []string{"transport"})
-	for _, c := range []prometheus.Collector{e.branchesCancelled, e.rateLimited} {
+	e.userLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "siphon_edge_user_limited_total",
+		Help: "REGISTERs and INVITEs over --user-rate-limit (counted across edges), answered 503, by method.",
+	}, []string{"method"})
+	if d.Store != nil {
+		e.eph = d.Store.Ephemeral()
+	}
+	for _, c := range []prometheus.Collector{e.branchesCancelled, e.rateLimited, e.userLimited} {
 		if err := m.Registry.Register(c); err != nil {
 			return fmt.Errorf("edge: metrics: %w", err)
 		}

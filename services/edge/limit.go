@@ -1,11 +1,14 @@
 package edge
 
 import (
+	"context"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/time/rate"
 
@@ -142,3 +145,26 @@ func (e *Edge) warnOverLimit(transport string, remote net.Addr) {
 }
 
 const limitWarnEvery = 10 * time.Second
+
+// overUserLimit counts req against its From user's --user-rate-limit in the
+// store, a one-second window every edge shares, and says whether it is over.
+// A store that fails lets the request through: the limit guards the lab,
+// it must not stop it.
+func (e *Edge) overUserLimit(req *sip.Request) bool {
+	if e.cfg.UserRateLimit <= 0 || e.eph == nil || req.To().Params.Has("tag") {
+		return false
+	}
+	from := req.From().Address
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := e.eph.Incr(ctx, "userlimit:"+from.User+"@"+strings.ToLower(from.Host), time.Second)
+	if err != nil {
+		e.log.Warn("per-user limit not counted", "error", err)
+		return false
+	}
+	if n <= int64(e.cfg.UserRateLimit) {
+		return false
+	}
+	e.userLimited.WithLabelValues(string(req.Method)).Inc()
+	return true
+}

@@ -47,6 +47,11 @@ func (e *Edge) serve(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 		r = r.to(req)
 		r.requests.Inc()
+		if (req.Method == sip.REGISTER || req.Method == sip.INVITE) && e.overUserLimit(req) {
+			e.reply(req, tx, 503, "Service Unavailable", "too many requests from this user (--user-rate-limit)",
+				sip.NewHeader("Retry-After", "1"))
+			return
+		}
 		if most := int64(e.cfg.MaxTransactions); most > 0 {
 			if e.transactions.Add(1) > most {
 				e.transactions.Add(-1)
