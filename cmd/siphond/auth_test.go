@@ -286,5 +286,9 @@ func TestUASChallenges(t *testing.T) {
 			t.Fatalf("%s: 401 without the realm's challenge:\n%s", tt.method, res)
 		}
 	}
+	// A PUBLISH is never inside a dialog: a To tag earns it no pass.
+	forged := u.call()
+	forged.toTag = "forged"
+	wantCode(t, forged.do("PUBLISH", []string{"Event: presence", "Content-Type: application/pidf+xml"}, pidf("sip:alice@example.com", "open", "x")), 401)
 	wantCode(t, u.call().do("OPTIONS", nil, ""), 200)
 }

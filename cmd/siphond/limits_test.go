@@ -328,10 +328,11 @@ func TestMaxTransactions(t *testing.T) {
 	}
 }
 
-// TestUserRateLimit: --user-rate-limit counts one user's REGISTERs in the
-// shared store, whichever edge they come through: alice alternating between
-// two edges is held to her budget (503 with Retry-After past it), while bob,
-// from the same host, still registers.
+// TestUserRateLimit: --user-rate-limit counts one user's REGISTERs from one
+// source in the shared store, whichever edge they come through: alice
+// alternating between two edges is held to her budget (503 with Retry-After
+// past it), while bob from the same host, and alice from another, still
+// register.
 func TestUserRateLimit(t *testing.T) {
 	url, redis := testutil.NATSServer(t).URL, testutil.Redis(t)
 	shared := []string{"--mode", "registrar", "--nats", url, "--redis", redis, "--user-rate-limit", "3"}
@@ -355,6 +356,17 @@ func TestUserRateLimit(t *testing.T) {
 	bob := newUAC(t, "udp", edges[0].sip)
 	if res := bob.register("bob", "bob-1", 1, "Contact: <sip:bob@192.0.2.1>"); res.StatusCode != 200 {
 		t.Fatalf("bob after alice's flood: %d", res.StatusCode)
+	}
+	// The From is a claim: alice from elsewhere has her own budget, so
+	// nobody can spend hers (the count is per source and user).
+	conn, err := (&net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}}).Dial("udp", edges[1].sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	elsewhere := &regUA{t: t, conn: conn, network: "udp", target: edges[1].sip}
+	if res := elsewhere.register("alice", "alice-elsewhere", 1, "Contact: <sip:alice@192.0.2.2>"); res.StatusCode != 200 {
+		t.Fatalf("alice from 127.0.0.2 after a flood in her name from 127.0.0.1: %d", res.StatusCode)
 	}
 	limited := edges[0].counter(t, "siphon_edge_user_limited_total", `method="REGISTER"`) +
 		edges[1].counter(t, "siphon_edge_user_limited_total", `method="REGISTER"`)

@@ -274,6 +274,9 @@ func TestProtosAnsweredAtOnce(t *testing.T) {
 			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 			if n, _, err := conn.ReadFrom(buf); err == nil {
 				if code, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(string(buf[:min(n, 12)]), "SIP/2.0 "))); err == nil && code >= 200 {
+					if code == 500 {
+						t.Fatalf("%s: 500: the edge or a role failed on it:\n%s", filepath.Base(c), buf[:min(n, 600)])
+					}
 					final = true
 					answered++
 				}
@@ -359,6 +362,7 @@ func TestBadConfiguration(t *testing.T) {
 	}{
 		{"UDP port in use", []string{"--udp-bind", udpHeld.LocalAddr().String(), "--tcp-bind", free}, "--udp-bind " + udpHeld.LocalAddr().String() + ": the port is in use"},
 		{"TCP port in use", []string{"--udp-bind", free, "--tcp-bind", tcpHeld.Addr().String()}, "--tcp-bind " + tcpHeld.Addr().String() + ": the port is in use"},
+		{"one port for TCP and WebSocket", []string{"--udp-bind", free, "--tcp-bind", free, "--ws-bind", free}, "--ws-bind " + free + ": the port is in use"},
 		{"metrics port in use", []string{"--udp-bind", free, "--tcp-bind", free, "--metrics-bind", tcpHeld.Addr().String()}, "--metrics-bind"},
 	}...)
 	for _, tt := range tests {

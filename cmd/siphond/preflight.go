@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 
@@ -25,28 +26,37 @@ func (o *options) preflight(p plan) error {
 	if o.shared.MetricsBind != "" {
 		ls = append(ls, edge.Listener{Flag: "--metrics-bind", Network: "tcp", Addr: o.shared.MetricsBind})
 	}
+	// All held at once, then released: two flags naming one port clash here
+	// as they would at start-up.
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
 	for _, l := range ls {
-		if err := tryListen(l.Network, l.Addr); err != nil {
+		c, err := tryListen(l.Network, l.Addr)
+		if err != nil {
 			return fmt.Errorf("%s %s: %w", l.Flag, l.Addr, err)
 		}
+		held = append(held, c)
 	}
 	return nil
 }
 
-func tryListen(network, addr string) error {
-	var err error
+func tryListen(network, addr string) (io.Closer, error) {
 	if network == "udp" {
-		var c net.PacketConn
-		if c, err = net.ListenPacket(network, addr); err == nil {
-			return c.Close()
+		c, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return nil, bindError(err)
 		}
-	} else {
-		var l net.Listener
-		if l, err = net.Listen(network, addr); err == nil {
-			return l.Close()
-		}
+		return c, nil
 	}
-	return bindError(err)
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, bindError(err)
+	}
+	return l, nil
 }
 
 // bindError says what a failed bind means and what to do about it.

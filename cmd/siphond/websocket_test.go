@@ -122,3 +122,18 @@ func TestScenarioOverWebSocket(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketUpgradeTimeout: a connection to the WebSocket port that never
+// finishes its HTTP upgrade is closed at --header-timeout, not kept for the
+// idle timeout.
+func TestWebSocketUpgradeTimeout(t *testing.T) {
+	ws := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	start(t, true, "--mode", "minimal", "--ws-bind", ws, "--header-timeout", "1s", "--idle-timeout", "1m")
+	conn := dialFrom(t, "127.0.0.1", ws)
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")); err != nil { // and never the rest
+		t.Fatal(err)
+	}
+	if !closedByEdge(conn, 5*time.Second) {
+		t.Fatal("a WebSocket upgrade left half-sent stayed open past --header-timeout 1s")
+	}
+}

@@ -54,7 +54,12 @@ type Options struct {
 	Name string
 	// Log, when set, gets one line per step (progress for long start-ups).
 	Log func(format string, args ...any)
+
+	portRetries int // Up's own: starts again after a host-port clash
 }
+
+// maxPortRetries bounds how often Up starts again with fresh host ports.
+const maxPortRetries = 3
 
 // Lab is a running lab.
 type Lab struct {
@@ -128,6 +133,14 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	start := time.Now()
 	if err := stack.WithEnv(env).Up(ctx, compose.Wait(true)); err != nil {
 		_ = l.Down(context.Background())
+		// The host ports were free when picked, but docker hands out the
+		// replicas' ephemeral metrics ports from the same range: a clash is
+		// not the lab's fault, and fresh ports fix it.
+		if strings.Contains(err.Error(), "port is already allocated") && opts.portRetries < maxPortRetries {
+			l.log("lab %s: a picked port was taken meanwhile; again with fresh ports", name)
+			opts.portRetries++
+			return Up(ctx, opts)
+		}
 		return nil, fmt.Errorf("lab: up %s: %w", opts.Profile, err)
 	}
 	l.log("lab %s: healthy after %v", name, time.Since(start).Round(time.Millisecond))

@@ -54,8 +54,11 @@ func (g *Guard) Wrap(handlers map[string]sipbus.Handler) map[string]sipbus.Handl
 
 // let answers r itself and reports false when it may not go on.
 func (g *Guard) let(r *sipbus.Request) bool {
-	if r.To().Params.Has("tag") {
-		return true // in a dialog its first request was let into
+	if r.To().Params.Has("tag") && r.Method != sip.PUBLISH {
+		// In a dialog its first request was let into: the handlers refuse
+		// (481) a dialog that does not exist. A PUBLISH is never in one
+		// (RFC 3903 §4): a To tag on it earns no pass.
+		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
@@ -238,7 +239,11 @@ func undecodable(err error) string {
 	const most = 120
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	if len(msg) > most {
-		msg = msg[:most] + "…"
+		cut := most
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut-- // not inside a character
+		}
+		msg = msg[:cut] + "…"
 	}
 	return "the request does not parse: " + msg
 }

@@ -234,7 +234,9 @@ const (
 
 // Refuse* are the micro error codes of a send or cancel the edge refused.
 const (
-	// RefuseBadMessage: the payload is not a SIP message, or its destination is unusable.
+	// RefuseBadMessage: the payload is not a SIP message, or its destination is
+	// unusable. A role answers a request it cannot parse with it too (edge →
+	// role), and the edge answers that request 400 with the error's text.
 	RefuseBadMessage = "400"
 	// RefuseNoBranch: the cancel names no INVITE branch this edge holds.
 	RefuseNoBranch = "481"

@@ -89,7 +89,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StreamRateLimit, "stream-rate-limit", 200, "requests a second taken on one TCP or TLS connection; 0 turns the limit off")
 	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "requests a source may send at once above its rate; 0 is one second's worth")
 	fs.StringVar(&c.RateLimitAction, "rate-limit-action", LimitDrop, "what a request over its source's limit gets: drop, or 503 (with Retry-After)")
-	fs.IntVar(&c.UserRateLimit, "user-rate-limit", 0, "REGISTERs and INVITEs a second from one user (From address), counted across every edge through the state store; past it 503 with Retry-After (0: no limit)")
+	fs.IntVar(&c.UserRateLimit, "user-rate-limit", 0, "REGISTERs and INVITEs a second from one user (From address) and source IP, counted across every edge through the state store; past it 503 with Retry-After (0: no limit)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "TCP and TLS connections open at once; one more is closed at once (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerSource, "max-connections-per-source", 256, "TCP and TLS connections open at once from one source IP (0: no limit)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "a TCP or TLS connection with nothing read or written for this long is closed (RFC 5626 CRLF keep-alives count); 0 never")

@@ -92,6 +92,12 @@ func (c *framedConn) touch(partial, fromRead bool) {
 	c.dl.Lock()
 	defer c.dl.Unlock()
 	now := time.Now() // socket deadlines are wall-clock
+	switch {
+	case fromRead && c.upgrading:
+		partial = true // a WebSocket's HTTP upgrade is its headers
+	case !fromRead && c.upgrading:
+		c.upgrading, c.headerSince = false, time.Time{} // the 101 went out
+	}
 	if fromRead {
 		switch {
 		case !partial:

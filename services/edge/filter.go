@@ -60,8 +60,8 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 			return nil, nil
 		}
 	}
-	if v.code == 0 {
-		if m.request && e.replay != nil && replayable(UDP, m.method) {
+	if m.request && m.method != "ACK" && m.method != "CANCEL" {
+		if v.code == 0 && e.replay != nil && replayable(UDP, m.method) {
 			if key := rawReplayKey(m); key != "" {
 				if resp, known := e.replay.lookup(key); known {
 					// A retransmission: answered from the cache, or absorbed
@@ -71,16 +71,25 @@ func (e *Edge) inspect(data []byte, remote net.Addr) (out, resp []byte) {
 				}
 			}
 		}
-		if m.request && !e.udpLimit.allow(sourceIP(remote)) {
+		// The token is taken before any answer is made, a 400 or a 513
+		// too: a spoofed flood of bad requests gets no reflection past
+		// the limit. ACK and CANCEL belong to transactions let in already.
+		if !e.udpLimit.allow(sourceIP(remote)) {
 			e.warnOverLimit(UDP, remote)
 			return nil, e.overLimit(m, UDP)
 		}
+	}
+	if v.code == 0 {
 		return data, nil
 	}
-	if !m.request {
+	if !m.request || m.method == "ACK" {
+		// A response, or an ACK, is never answered (RFC 3261 §17).
 		reason := "malformed-response"
-		if v.code == 513 {
+		switch {
+		case v.code == 513:
 			reason = "too-large"
+		case m.request:
+			reason = "malformed-ack"
 		}
 		e.metrics.Dropped.WithLabelValues(reason).Inc()
 		return nil, nil

@@ -146,18 +146,25 @@ func (e *Edge) warnOverLimit(transport string, remote net.Addr) {
 
 const limitWarnEvery = 10 * time.Second
 
-// overUserLimit counts req against its From user's --user-rate-limit in the
-// store, a one-second window every edge shares, and says whether it is over.
+// overUserLimit counts req against its From user's --user-rate-limit from
+// its source in the store, a one-second window every edge shares, and says
+// whether it is over.
 // A store that fails lets the request through: the limit guards the lab,
 // it must not stop it.
 func (e *Edge) overUserLimit(req *sip.Request) bool {
-	if e.cfg.UserRateLimit <= 0 || e.eph == nil || req.To().Params.Has("tag") {
-		return false
+	if e.cfg.UserRateLimit <= 0 || e.eph == nil || (req.IsInvite() && req.To().Params.Has("tag")) {
+		return false // a re-INVITE belongs to a call already let in
 	}
+	// The From is the sender's claim: counted with the source address, so
+	// nobody elsewhere can spend alice's budget (as lock-outs, pkg/auth).
 	from := req.From().Address
+	source, _, err := net.SplitHostPort(req.Source())
+	if err != nil {
+		source = req.Source()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	n, err := e.eph.Incr(ctx, "userlimit:"+from.User+"@"+strings.ToLower(from.Host), time.Second)
+	n, err := e.eph.Incr(ctx, "userlimit:"+source+" "+from.User+"@"+strings.ToLower(from.Host), time.Second)
 	if err != nil {
 		e.log.Warn("per-user limit not counted", "error", err)
 		return false

@@ -164,6 +164,11 @@ func (e *Edge) relay(req *sip.Request, tx sip.ServerTransaction, r *route) {
 					}
 				}
 			}
+			if m.Header.Get(wire.HdrServiceErrorCode) == wire.RefuseBadMessage {
+				// The role could not parse what the edge let through.
+				e.reply(req, tx, 400, "Bad Request", m.Header.Get(wire.HdrServiceError))
+				return
+			}
 			res, err := roleResponse(m.Data, req)
 			if err != nil {
 				e.log.Error("role sent an unusable response", "to", r.role, "error", err)

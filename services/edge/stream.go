@@ -62,7 +62,7 @@ func (l *streamListener) Accept() (net.Conn, error) {
 		l.e.warnConnections(source)
 	}
 	fc := &framedConn{Conn: c, e: l.e, transport: l.transport, buf: make([]byte, 64<<10),
-		count: &counted{counter: &l.e.conns, source: source}, transparent: l.unframed}
+		count: &counted{counter: &l.e.conns, source: source}, transparent: l.unframed, upgrading: l.unframed}
 	fc.touch(false, true)
 	if n := l.e.cfg.StreamRateLimit; n > 0 && !l.unframed {
 		fc.limit = rate.NewLimiter(rate.Limit(n), l.e.cfg.burst(n))
@@ -83,8 +83,9 @@ type framedConn struct {
 	limit       *rate.Limiter // --stream-rate-limit, nil when off
 	count       *counted      // its place in --max-connections
 
-	dl          sync.Mutex // guards headerSince, for Read and Write
+	dl          sync.Mutex // guards headerSince and upgrading, for Read and Write
 	headerSince time.Time  // when the headers now coming began, zero between messages
+	upgrading   bool       // a WebSocket before its 101: --header-timeout bounds the upgrade
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {
@@ -151,7 +152,7 @@ func (c *framedConn) frame() {
 			// Too large to take, but framed: answered 513 (a response too is
 			// dropped), its bytes skipped as they come, the connection kept.
 			m, _ := splitRaw(c.in[:end+4])
-			if resp := rawResponse(m, tooLarge(size, most), c.e.cfg.ID, c.e.ids.Tag()); m.request && resp != nil {
+			if resp := rawResponse(m, tooLarge(size, most), c.e.cfg.ID, c.e.ids.Tag()); m.request && m.method != "ACK" && resp != nil {
 				_, _ = c.Conn.Write(resp)
 				c.e.metrics.Responses.WithLabelValues(mode.RoleEdge, methodLabel(m.method), obs.Code(513)).Inc()
 			} else {
@@ -164,7 +165,8 @@ func (c *framedConn) frame() {
 			return
 		}
 		msg := c.in[:size]
-		if c.limit != nil && !bytes.HasPrefix(msg, []byte("SIP/")) && !c.limit.AllowN(c.e.clock.Now(), 1) {
+		if c.limit != nil && !bytes.HasPrefix(msg, []byte("SIP/")) && !bytes.HasPrefix(msg, []byte("ACK ")) &&
+			!bytes.HasPrefix(msg, []byte("CANCEL ")) && !c.limit.AllowN(c.e.clock.Now(), 1) {
 			c.e.warnOverLimit(c.transport, c.RemoteAddr())
 			m, _ := splitRaw(msg)
 			if resp := c.e.overLimit(m, c.transport); resp != nil {
@@ -202,6 +204,10 @@ func (c *framedConn) refuseMalformed(msg []byte) bool {
 	}
 	if v.code == 0 || !m.request {
 		return false
+	}
+	if m.method == "ACK" { // never answered (RFC 3261 §17)
+		c.e.metrics.Dropped.WithLabelValues("malformed-ack").Inc()
+		return true
 	}
 	resp := rawResponse(m, v, c.e.cfg.ID, c.e.ids.Tag())
 	if resp == nil {
