@@ -55,6 +55,7 @@ bench: build
 	./bench/run.sh --mode runner --setups sipp-uac,siphond-run --rates 2000,3000,4000,5000,6000
 	./bench/run.sh --mode minimal --setups embedded,limited --rates 2000,4000,6000,8000,10000,12000
 	./bench/run.sh --mode flood
+	./bench/run.sh --mode soak --rates 1000 --duration 180s --soak-idle 60s
 
 clean:
 	rm -rf bin bench/results

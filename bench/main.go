@@ -34,8 +34,9 @@ type params struct {
 	users                         int
 	work                          string // scratch directory: users files
 	callLength                    time.Duration
-	watchers, held                int // subscribe: the fan-out's watchers; subscriptions held for the memory figure
-	floodRate                     int // flood: the flooding source's rate
+	watchers, held                int           // subscribe: the fan-out's watchers; subscriptions held for the memory figure
+	floodRate                     int           // flood: the flooding source's rate
+	soakIdle                      time.Duration // soak: how long the idle phase samples
 }
 
 func main() {
@@ -43,8 +44,9 @@ func main() {
 	flag.StringVar(&p.siphond, "siphond", "bin/siphond", "siphond binary")
 	flag.StringVar(&p.sippDir, "sipp", "bench/sipp", "directory of the SIPp scenarios")
 	flag.StringVar(&p.kamailioCfg, "kamailio", "bench/kamailio", "directory of the Kamailio configurations (registrar.cfg, proxy.cfg)")
-	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares), runner (siphond run as the caller, set-ups siphond-run and sipp-uac, against SIPp's uas), flood (a source at 50 OPTIONS/s alone, then while another floods at --flood-rate, against the default per-source limit) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
+	flag.StringVar(&p.mode, "mode", "minimal", "minimal (OPTIONS), registrar (REGISTER), calls (INVITE-ACK-BYE against call-server), proxy (calls through the proxy to a registered SIPp uas), b2bua (the same calls through the b2bua; set-up proxy compares), runner (siphond run as the caller, set-ups siphond-run and sipp-uac, against SIPp's uas), soak (calls at the first --rates for --duration, then --soak-idle, RSS sampled), flood (a source at 50 OPTIONS/s alone, then while another floods at --flood-rate, against the default per-source limit) or subscribe (presence SUBSCRIBE, NOTIFY, unsubscribe against subscription-server; then a PUBLISH fanned out and held subscriptions' memory)")
 	flag.IntVar(&p.watchers, "watchers", 1000, "subscribe: watchers of the one resource a PUBLISH fans out to")
+	flag.DurationVar(&p.soakIdle, "soak-idle", time.Minute, "soak: how long it samples after the load (the rate is the first of --rates, the load lasts --duration)")
 	flag.IntVar(&p.floodRate, "flood-rate", 24000, "flood: OPTIONS a second from the flooding source (twice what the embedded edge holds)")
 	flag.IntVar(&p.held, "held", 100000, "subscribe: subscriptions held to measure memory per subscription")
 	flag.DurationVar(&p.callLength, "call-length", 500*time.Millisecond, "calls: how long each call lasts between ACK and BYE")
@@ -79,6 +81,16 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 	}
 	defer os.RemoveAll(p.work)
 	report := &strings.Builder{}
+	if p.mode == "soak" {
+		if err := p.soakRun(report, steps[0], duration, p.soakIdle); err != nil {
+			return err
+		}
+		fmt.Print(report.String())
+		if out != "" {
+			return os.WriteFile(out, []byte(report.String()), 0o644)
+		}
+		return nil
+	}
 	if p.mode == "flood" {
 		if err := p.floodRun(report, duration); err != nil {
 			return err
@@ -489,7 +501,7 @@ func sipp(load loadSpec, target string, rate int, duration time.Duration) (resul
 	defer cancel()
 	args := append([]string{"-sf", load.scenario, "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(freePort()),
 		"-s", "siphond", "-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-rp", "1000",
-		"-buff_size", "4194304", "-nostdin", "-timeout", (duration*2 + 10*time.Second).String(),
+		"-buff_size", "4194304", "-nostdin", "-timeout", fmt.Sprintf("%ds", int((duration*2 + 10*time.Second).Seconds())), // SIPp takes seconds, not "6m10s"
 		"-trace_rtt", "-rtt_freq", "1000"}, load.args...)
 	cmd := exec.CommandContext(ctx, "sipp", append(args, target)...)
 	cmd.Dir = dir

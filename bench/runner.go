@@ -84,7 +84,7 @@ func (p params) caller(name, uas string, rate int, duration time.Duration) (resu
 			"--calls", strconv.Itoa(calls), "--rate", strconv.Itoa(rate), "--concurrency", strconv.Itoa(max(100, rate)))
 	} else {
 		cmd = exec.CommandContext(ctx, "sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", strconv.Itoa(freePort()), "-r", strconv.Itoa(rate),
-			"-m", strconv.Itoa(calls), "-rp", "1000", "-nostdin", "-buff_size", "4194304", "-timeout", (duration*2 + 10*time.Second).String(),
+			"-m", strconv.Itoa(calls), "-rp", "1000", "-nostdin", "-buff_size", "4194304", "-timeout", fmt.Sprintf("%ds", int((duration*2+10*time.Second).Seconds())),
 			"-trace_rtt", "-rtt_freq", "1000", uas)
 	}
 	dir, err := os.MkdirTemp(p.work, "caller")

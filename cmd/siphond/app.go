@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -199,13 +198,8 @@ func startOrder(name string) int {
 // serve starts the plan and runs until a signal or ctx ends it.
 func (o *options) serve(ctx context.Context, p plan, stdout, stderr io.Writer, getenv func(string) string) int {
 	log := obs.NewLogger(stderr, o.shared.LogLevel, o.shared.LogFormat)
-	if getenv("GOGC") == "" {
-		// Each SIP message allocates a few KiB that die within a millisecond,
-		// while the live heap stays small: collecting at 4x the live heap
-		// instead of 2x halves the CPU the collector takes, for a few MiB.
-		debug.SetGCPercent(400)
-	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	tuneMemory(ctx, getenv)
 	defer stop()
 	var cleanup []func()
 	defer func() {
