@@ -44,12 +44,17 @@ func returnIdleMemory(ctx context.Context) {
 		}
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		quiet := m.TotalAlloc-last < idleAlloc
-		last = m.TotalAlloc
-		if quiet && m.HeapSys-m.HeapReleased > idleHeld {
+		if idleAndHolding(last, &m) {
 			debug.FreeOSMemory()
 		}
+		last = m.TotalAlloc
 	}
+}
+
+// idleAndHolding says, of stats read one idleCheck after an earlier
+// TotalAlloc of since, that the process is quiet and holds enough to give back.
+func idleAndHolding(since uint64, m *runtime.MemStats) bool {
+	return m.TotalAlloc-since < idleAlloc && m.HeapSys-m.HeapReleased > idleHeld
 }
 
 // What counts as idle for returnIdleMemory, and as worth returning.
