@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -13,7 +12,10 @@ import (
 // 127.0.0.2, first alone, then while 127.0.0.1 floods at p.floodRate.
 func (p params) floodRun(report *strings.Builder, duration time.Duration) error {
 	p.mode = "minimal"
-	load := loadSpec{scenario: filepath.Join(p.sippDir, "options.xml"), unit: "OPTIONS"}
+	load, err := p.load()
+	if err != nil {
+		return err
+	}
 	legit := load
 	legit.args = append([]string{}, "-i", "127.0.0.2", "-rtt_freq", "50") // 500 answers: dump the times before SIPp's default of 1000
 	fmt.Fprintf(report, "Machine: %s; %s; %s; SIPp %s on the same machine. One siphond --mode minimal, --udp-rate-limit 200 (the default): "+

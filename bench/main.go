@@ -81,27 +81,26 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 	}
 	defer os.RemoveAll(p.work)
 	report := &strings.Builder{}
-	if p.mode == "soak" {
+	// publish prints the report and writes it to out.
+	publish := func() error {
+		fmt.Print(report.String())
+		if out != "" {
+			return os.WriteFile(out, []byte(report.String()), 0o644)
+		}
+		return nil
+	}
+	switch p.mode {
+	case "soak":
 		if err := p.soakRun(report, steps[0], duration, p.soakIdle); err != nil {
 			return err
 		}
-		fmt.Print(report.String())
-		if out != "" {
-			return os.WriteFile(out, []byte(report.String()), 0o644)
-		}
-		return nil
-	}
-	if p.mode == "flood" {
+		return publish()
+	case "flood":
 		if err := p.floodRun(report, duration); err != nil {
 			return err
 		}
-		fmt.Print(report.String())
-		if out != "" {
-			return os.WriteFile(out, []byte(report.String()), 0o644)
-		}
-		return nil
-	}
-	if p.mode == "runner" {
+		return publish()
+	case "runner":
 		fmt.Fprintf(report, "Machine: %s, %d cores; %s; %s; SIPp %s on the same machine. Load: the callers themselves, INVITE-200-ACK-BYE-200 against SIPp's uas.\n\n",
 			cpuModel(), runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), goVersion(), sippVersion())
 		all, order, err := p.runnerSetups(report, setupList, steps, duration)
@@ -111,11 +110,7 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 		if rs, ok := all["sipp-uac"]; ok {
 			writeRatios(report, order, all, "sipp-uac", rs)
 		}
-		fmt.Print(report.String())
-		if out != "" {
-			return os.WriteFile(out, []byte(report.String()), 0o644)
-		}
-		return nil
+		return publish()
 	}
 	load, err := p.load()
 	if err != nil {
@@ -163,11 +158,7 @@ func run(p params, rateList, setupList string, duration time.Duration, out strin
 			writeRatios(report, order, all, ref, rs)
 		}
 	}
-	fmt.Print(report.String())
-	if out != "" {
-		return os.WriteFile(out, []byte(report.String()), 0o644)
-	}
-	return nil
+	return publish()
 }
 
 // loadSpec is what SIPp sends.

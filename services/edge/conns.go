@@ -135,11 +135,8 @@ func (c *framedConn) timedOut(err error) {
 // warnConnections says, at most every limitWarnEvery, that connections are
 // being refused and which flags decide it.
 func (e *Edge) warnConnections(source string) {
-	now := e.clock.Now()
-	last := e.connsWarned.Load()
-	if now.UnixNano()-last < int64(limitWarnEvery) || !e.connsWarned.CompareAndSwap(last, now.UnixNano()) {
-		return
+	if e.connsWarned.due(e.clock.Now()) {
+		e.log.Warn("TCP/TLS connections over the limit are closed at once: raise --max-connections or --max-connections-per-source (0: no limit)",
+			"source", source, "open", e.conns.open())
 	}
-	e.log.Warn("TCP/TLS connections over the limit are closed at once: raise --max-connections or --max-connections-per-source (0: no limit)",
-		"source", source, "open", e.conns.open())
 }

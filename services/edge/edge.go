@@ -81,9 +81,9 @@ type Edge struct {
 	rateLimited       *prometheus.CounterVec // requests over a limit, by transport
 	userLimited       *prometheus.CounterVec // REGISTERs and INVITEs over --user-rate-limit, by method
 	eph               store.Ephemeral        // --user-rate-limit's counters, shared by every edge
-	limitWarned       atomic.Int64           // when the last over-the-limit warning was logged (Unix ns)
+	limitWarned       warnEvery              // the last over-the-limit warning
 	conns             connCounter            // open TCP/TLS connections, for --max-connections
-	connsWarned       atomic.Int64           // when the last too-many-connections warning was logged
+	connsWarned       warnEvery              // the last too-many-connections warning
 	transactions      atomic.Int64           // requests relayed to roles and not yet answered, for --max-transactions
 
 	mu    sync.Mutex
@@ -197,47 +197,47 @@ func (e *Edge) Start(ctx context.Context, d role.Deps) error {
 		e.mu.Unlock()
 		go e.serveTransport(UDP, func() error { return e.srv.ServeUDP(conn) })
 	}
-	if e.cfg.TCPBind != "" {
-		ln, err := net.Listen("tcp", e.cfg.TCPBind)
-		if err != nil {
-			return fmt.Errorf("edge: listen tcp %s: %w", e.cfg.TCPBind, err)
+	for _, l := range []struct {
+		transport, bind string
+		secure          bool
+		serve           func(net.Listener) error
+	}{
+		{TCP, e.cfg.TCPBind, false, func(ln net.Listener) error { return e.srv.ServeTCP(e.streamListener(ln, TCP)) }},
+		{TLS, e.cfg.SIPSBind, true, func(ln net.Listener) error { return e.srv.ServeTLS(e.streamListener(ln, TLS)) }},
+		{WS, e.cfg.WSBind, false, func(ln net.Listener) error { return e.srv.ServeWS(e.wsListener(ln, WS)) }},
+		{WSS, e.cfg.WSSBind, true, func(ln net.Listener) error { return e.srv.ServeWSS(e.wsListener(ln, WSS)) }},
+	} {
+		if l.bind == "" {
+			continue
 		}
-		e.listening(TCP, ln.Addr().String(), ln.Close)
-		go e.serveTransport(TCP, func() error { return e.srv.ServeTCP(e.streamListener(ln, TCP)) })
-	}
-	if e.cfg.SIPSBind != "" {
-		if e.cfg.TLS == nil {
-			return errors.New("edge: --sips-bind set without a loaded certificate")
+		if err := e.listenStream(l.transport, l.bind, l.secure, l.serve); err != nil {
+			return err
 		}
-		ln, err := tls.Listen("tcp", e.cfg.SIPSBind, e.cfg.TLS)
-		if err != nil {
-			return fmt.Errorf("edge: listen tls %s: %w", e.cfg.SIPSBind, err)
-		}
-		e.listening(TLS, ln.Addr().String(), ln.Close)
-		go e.serveTransport(TLS, func() error { return e.srv.ServeTLS(e.streamListener(ln, TLS)) })
-	}
-	if e.cfg.WSBind != "" {
-		ln, err := net.Listen("tcp", e.cfg.WSBind)
-		if err != nil {
-			return fmt.Errorf("edge: listen ws %s: %w", e.cfg.WSBind, err)
-		}
-		e.listening(WS, ln.Addr().String(), ln.Close)
-		go e.serveTransport(WS, func() error { return e.srv.ServeWS(e.wsListener(ln, WS)) })
-	}
-	if e.cfg.WSSBind != "" {
-		if e.cfg.TLS == nil {
-			return errors.New("edge: --wss-bind set without a loaded certificate")
-		}
-		ln, err := tls.Listen("tcp", e.cfg.WSSBind, e.cfg.TLS)
-		if err != nil {
-			return fmt.Errorf("edge: listen wss %s: %w", e.cfg.WSSBind, err)
-		}
-		e.listening(WSS, ln.Addr().String(), ln.Close)
-		go e.serveTransport(WSS, func() error { return e.srv.ServeWSS(e.wsListener(ln, WSS)) })
 	}
 	if err := e.startSend(); err != nil {
 		return err
 	}
+	return nil
+}
+
+// listenStream binds a stream transport's listener (over TLS when secure)
+// and serves it.
+func (e *Edge) listenStream(transport, bind string, secure bool, serve func(net.Listener) error) error {
+	var ln net.Listener
+	var err error
+	if secure {
+		if e.cfg.TLS == nil {
+			return fmt.Errorf("edge: %s listener at %s without a loaded certificate", transport, bind)
+		}
+		ln, err = tls.Listen("tcp", bind, e.cfg.TLS)
+	} else {
+		ln, err = net.Listen("tcp", bind)
+	}
+	if err != nil {
+		return fmt.Errorf("edge: listen %s %s: %w", transport, bind, err)
+	}
+	e.listening(transport, ln.Addr().String(), ln.Close)
+	go e.serveTransport(transport, func() error { return serve(ln) })
 	return nil
 }
 

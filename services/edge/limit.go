@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -135,13 +136,20 @@ func limitFlag(transport string) string {
 // refused and which flag decides it: a load test from one host hits the
 // limit first.
 func (e *Edge) warnOverLimit(transport string, remote net.Addr) {
-	now := e.clock.Now()
-	last := e.limitWarned.Load()
-	if now.UnixNano()-last < int64(limitWarnEvery) || !e.limitWarned.CompareAndSwap(last, now.UnixNano()) {
-		return
+	if e.limitWarned.due(e.clock.Now()) {
+		e.log.Warn("requests over the per-source rate limit are refused: raise --"+limitFlag(transport)+" (0 turns it off) for load from one host",
+			"transport", transport, "source", remote, "action", e.cfg.RateLimitAction)
 	}
-	e.log.Warn("requests over the per-source rate limit are refused: raise --"+limitFlag(transport)+" (0 turns it off) for load from one host",
-		"transport", transport, "source", remote, "action", e.cfg.RateLimitAction)
+}
+
+// warnEvery lets a warning through at most once per limitWarnEvery: a flood
+// must not flood the log too.
+type warnEvery struct{ last atomic.Int64 } // Unix ns of the last one let through
+
+// due reports whether a warning may go out at now, and if so takes the turn.
+func (w *warnEvery) due(now time.Time) bool {
+	last := w.last.Load()
+	return now.UnixNano()-last >= int64(limitWarnEvery) && w.last.CompareAndSwap(last, now.UnixNano())
 }
 
 const limitWarnEvery = 10 * time.Second
