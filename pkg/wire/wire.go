@@ -280,10 +280,14 @@ func ScenarioCall(run string) string { return fmt.Sprintf(ScenarioCallT, run) }
 // ScenarioDone is the subject of run's workers' ends.
 func ScenarioDone(run string) string { return fmt.Sprintf(ScenarioDoneT, run) }
 
-// Event is the subject of an event named name from source.
+// Event is the subject of an event named name from source: EventT, joined
+// rather than formatted (every REGISTER and call publishes one).
 func Event(source, name string) string {
-	return fmt.Sprintf(EventT, source, name)
+	return eventPrefix + source + string(tokenSep) + name
 }
+
+// eventPrefix is EventT up to its first verb.
+var eventPrefix = EventT[:strings.Index(EventT, "%")]
 
 // EventSource matches every event of source.
 func EventSource(source string) string { return fmt.Sprintf(EventSourceT, source) }
@@ -298,3 +302,6 @@ func SplitFlow(s string) (transport, remote string, ok bool) {
 	transport, remote, ok = strings.Cut(s, ":")
 	return transport, remote, ok && transport != "" && remote != ""
 }
+
+// tokenSep separates the tokens of a NATS subject.
+const tokenSep = '.'

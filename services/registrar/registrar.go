@@ -5,7 +5,6 @@ package registrar
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -147,11 +146,8 @@ func (r *Registrar) announce(name string, bs []store.Binding) {
 	}
 	subject := wire.Event(mode.RoleRegistrar, name)
 	for _, b := range bs {
-		data, err := json.Marshal(wire.BindingEvent{Event: name, Binding: b, At: r.now()})
-		if err == nil {
-			err = r.publish(subject, data)
-		}
-		if err != nil {
+		data := wire.BindingEvent{Event: name, Binding: b, At: r.now()}.AppendJSON(make([]byte, 0, 512))
+		if err := r.publish(subject, data); err != nil {
 			r.log.Warn("event not published", "event", name, "error", err)
 		}
 	}
