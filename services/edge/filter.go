@@ -33,11 +33,16 @@ func (e *Edge) readFilter(props sip.TransportReadProps, data []byte) ([]byte, er
 	return out, nil
 }
 
+// udpConn is the edge's UDP socket, nil before it listens.
+func (e *Edge) udpConn() net.PacketConn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.udp
+}
+
 // writeUDP sends a datagram from the edge's UDP socket.
 func (e *Edge) writeUDP(data []byte, to net.Addr) error {
-	e.mu.Lock()
-	conn := e.udp
-	e.mu.Unlock()
+	conn := e.udpConn()
 	if conn == nil {
 		return nil // no socket: a test of the filter alone
 	}

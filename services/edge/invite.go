@@ -201,7 +201,7 @@ func (e *Edge) terminated(req *sip.Request, tx sip.ServerTransaction, inv *invit
 	}
 	res.AppendHeader(sipmsg.Warning(e.cfg.ID, "the role did not answer the CANCEL"))
 	res.AppendHeader(sip.NewHeader("Server", e.userAgent))
-	if err := e.respond(req, tx, res); err == nil {
+	if err := e.respond(req, tx, res, nil); err == nil {
 		e.countResponse(req.Method, 487)
 	}
 }
@@ -290,7 +290,7 @@ reading:
 			}
 			sent[msgToTag(res)] = true
 			key, ack := e.expectACK(req, res)
-			if err := e.respond(req, tx, res); err != nil {
+			if err := e.respond(req, tx, res, nil); err != nil {
 				e.acks.drop(key, ack)
 				continue
 			}
